@@ -1,0 +1,51 @@
+"""Request dependencies: settings, the database pool, Temporal, and the verified caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import AsyncConnectionPool
+
+from api.errors import ApiError
+from loraflow.auth import AuthError, TokenVerifier
+from loraflow.db import Caller
+from loraflow.settings import Settings
+from loraflow.temporal import TemporalConnector
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A Supabase Auth access token (JWT). Locally: `loraflow token --user UUID`.",
+)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.pool
+
+
+def get_temporal(request: Request) -> TemporalConnector:
+    return request.app.state.temporal
+
+
+def current_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <JWT>'")
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return verifier.verify(credentials.credentials)
+    except AuthError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from exc
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
+TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
+CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -1,0 +1,115 @@
+"""One error shape for every error the API returns.
+
+    {"error": {"status": 409, "code": "duplicate_name", "message": "...", "details": null}}
+
+``code`` is stable and machine-readable; ``message`` is for people; ``details`` lists the
+offending fields for validation errors.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loraflow.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `body.name` or `query.limit`.")
+    message: str = Field(description="What is wrong with it.")
+
+
+class ErrorBody(BaseModel):
+    status: int = Field(description="The HTTP status, repeated for convenience.")
+    code: str = Field(description="Stable machine-readable code, e.g. `duplicate_name`.")
+    message: str = Field(description="Human-readable explanation the user can act on.")
+    details: list[ErrorDetail] | None = Field(default=None, description="Per-field problems.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """Raise from a route to answer with the standard error shape."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message, details=details))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting error statuses with the shared shape."""
+    return {
+        s: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(s, HTTPStatus(s).phrase)}
+        for s in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed or a field is invalid (`invalid_request`).",
+    401: "Missing, expired or invalid bearer token (`unauthorized`).",
+    403: "Authenticated, but not allowed to do this (`forbidden`).",
+    404: "No such resource (`not_found`).",
+    409: "Conflicts with existing state, e.g. a name you already use (`duplicate_name`).",
+    429: "Monthly LoRA limit reached (`monthly_limit_reached`).",
+    503: "A dependency (database, Temporal) is unavailable (`unavailable`).",
+}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            ErrorDetail(field=_field(e.get("loc", ())), message=str(e.get("msg", "invalid")))
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3]) or "invalid request"
+        return error_response(400, "invalid_request", summary, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        code = (
+            HTTPStatus(status).phrase.lower().replace(" ", "_")
+            if status in HTTPStatus._value2member_map_
+            else "error"
+        )
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+        return error_response(status, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, method=request.method)
+        return error_response(500, "internal_error", "unexpected server error; it has been logged")

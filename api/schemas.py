@@ -1,0 +1,144 @@
+"""Request and response bodies of the HTTP API (persistence shapes live in loraflow.library)."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+TrainingStatus = Literal["pending", "training", "validating", "completed", "failed"]
+
+
+def _check_text(value: str, *, allow_newlines: bool) -> str:
+    # PostgreSQL cannot store NUL, and lone surrogates cannot be encoded: reject them here
+    # with a 400 rather than failing in the database.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    allowed = {"\n", "\t", "\r"} if allow_newlines else set()
+    for ch in value:
+        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters")
+    return value
+
+
+def _clean_name(value: str) -> str:
+    value = _check_text(value.strip(), allow_newlines=False)
+    if not 1 <= len(value) <= 255:
+        raise ValueError("must be 1-255 characters after trimming whitespace")
+    return value
+
+
+def _clean_description(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = _check_text(value.strip(), allow_newlines=True)
+    return value or None
+
+
+def _clean_query(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = _check_text(value.strip(), allow_newlines=False)
+    return value or None
+
+
+LoraName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1000,  # generous before trimming; the 255 rule applies after
+        description="What the user calls this character. 1-255 characters after trimming, "
+        "no control characters, unique among the caller's LoRAs (other users may reuse it).",
+        examples=["Cyberpunk Girl"],
+    ),
+    AfterValidator(_clean_name),
+]
+LoraDescription = Annotated[
+    str | None,
+    Field(default=None, max_length=2000, description="Optional free text shown in the library."),
+    AfterValidator(_clean_description),
+]
+SearchText = Annotated[str | None, AfterValidator(_clean_query)]
+
+
+class CreateLoraRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: LoraName
+    description: LoraDescription = None
+
+
+class CreateLoraResponse(BaseModel):
+    lora_id: uuid.UUID = Field(description="The new LoRA's id.")
+    status: TrainingStatus = Field(description="Always `pending` for a new LoRA.")
+    message: str = Field(description="What happens next.")
+
+
+class Creator(BaseModel):
+    id: uuid.UUID | None = Field(description="The creator's user id; null if the user was deleted.")
+    email: str | None = Field(description="The creator's e-mail, to tell same-named LoRAs apart.")
+
+
+class LoraSummary(BaseModel):
+    id: uuid.UUID
+    name: str = Field(description="User-given name (unique per creator).")
+    description: str | None = Field(description="Optional description.")
+    training_status: TrainingStatus = Field(description="Where the LoRA is in its life.")
+    created_at: datetime
+    created_by: Creator
+    usage_count: int = Field(description="Clips generated with this LoRA.")
+    base_model: str = Field(description="Model family it was trained for, e.g. `sdxl`.")
+    trigger_word: str | None = Field(description="Token that invokes the character in prompts.")
+    validation_passed: bool = Field(description="Whether quality validation passed.")
+
+
+class Pagination(BaseModel):
+    total: int = Field(description="Matches in all, across pages.")
+    limit: int = Field(description="Page size used.")
+    offset: int = Field(description="Offset used.")
+
+
+class LoraList(BaseModel):
+    items: list[LoraSummary]
+    pagination: Pagination
+
+
+class LoraDetail(LoraSummary):
+    storage_url: str | None = Field(description="URL of the .safetensors file once trained.")
+    storage_path: str | None = Field(description="Path of the file in object storage.")
+    file_size: int | None = Field(description="File size in bytes once trained.")
+    sha256: str | None = Field(description="SHA-256 of the file once trained.")
+    reference_image_urls: list[str] | None = Field(description="Images it was trained from.")
+    validation_image_urls: list[str] | None = Field(description="Validation images (kept 30 days).")
+    training_params: dict[str, Any] = Field(description="Training parameters used.")
+    training_cost: float = Field(description="What training cost, in USD.")
+    error_message: str | None = Field(description="Why training failed, when it did.")
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+class LoraStatus(BaseModel):
+    id: uuid.UUID
+    training_status: TrainingStatus
+    progress: int = Field(ge=0, le=100, description="Training progress, 0-100.")
+    estimated_remaining: int | None = Field(description="Seconds left, when known.")
+    error_message: str | None = Field(default=None, description="Why it failed, if it did.")
+    source: Literal["workflow", "database"] = Field(
+        description="`workflow`: live from the running training; `database`: the stored record."
+    )
+
+
+class HealthCheck(BaseModel):
+    ok: bool
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: HealthCheck
+    temporal: HealthCheck

@@ -1,0 +1,1 @@
+"""loraflow: durable LoRA training on Temporal."""

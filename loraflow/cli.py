@@ -1,0 +1,132 @@
+"""The `loraflow` command: dev, worker, api, migrate, token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+from loraflow.logging import configure_logging, get_logger
+from loraflow.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = get_settings()
+    if getattr(args, "data_dir", None):
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from loraflow.dev import run_dev
+
+    return asyncio.run(run_dev(_settings(args)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loraflow.demo import run_demo
+
+    return asyncio.run(run_demo(_settings(args)))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import worker
+
+    worker.main()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    if settings.uses_dev_secret:
+        log.warning("dev_jwt_secret", hint="set LORAFLOW_JWT_SECRET outside local development")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from loraflow.db import migrate
+
+    settings = _settings(args)
+    if not settings.database_url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    applied = migrate(settings.database_url, settings.sql_dir, monthly_limit=settings.monthly_limit)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from loraflow.auth import issue_token
+
+    settings = get_settings()
+    try:
+        user = str(uuid.UUID(args.user))
+    except ValueError:
+        print(f"--user must be a UUID, got {args.user!r}", file=sys.stderr)
+        return 2
+    print(
+        issue_token(
+            settings.jwt_secret.get_secret_value(),
+            user_id=user,
+            email=args.email,
+            audience=settings.jwt_audience,
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loraflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole stack locally (Temporal, PostgreSQL, worker, API)")
+    dev.add_argument("--data-dir", help="state directory (default ./.loraflow)")
+    dev.set_defaults(func=cmd_dev)
+
+    demo = sub.add_parser("demo", help="start the stack, run the main job once, stop")
+    demo.add_argument("--data-dir", help="state directory (default ./.loraflow)")
+    demo.set_defaults(func=cmd_demo)
+
+    sub.add_parser("worker", help="run a Temporal worker against configured servers").set_defaults(
+        func=cmd_worker
+    )
+
+    api = sub.add_parser("api", help="run the HTTP API against configured servers")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+
+    sub.add_parser("migrate", help="apply database migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="print a JWT for local use, signed with the configured secret")
+    token.add_argument("--user", required=True, help="user id (UUID)")
+    token.add_argument("--email")
+    token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds until it expires")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

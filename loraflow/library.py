@@ -1,0 +1,170 @@
+"""The LoRA library in PostgreSQL: create, list, read. Persistence only; no HTTP here."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from loraflow.db import Caller
+
+TRAINING_STATUSES = ("pending", "training", "validating", "completed", "failed")
+ACTIVE_STATUSES = ("pending", "training", "validating")
+
+#: SQLSTATEs raised by our own triggers (sql/0002_lora_library.sql).
+SQLSTATE_MONTHLY_LIMIT = "LF429"
+SQLSTATE_NEVER_DELETE = "LF403"
+
+
+class LibraryError(Exception):
+    """Base for expected outcomes the caller turns into a response."""
+
+
+class DuplicateName(LibraryError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"you already have a LoRA named {name!r}")
+        self.name = name
+
+
+class MonthlyLimitReached(LibraryError):
+    def __init__(self, message: str, detail: str | None) -> None:
+        super().__init__(message if not detail else f"{message} ({detail})")
+
+
+class LoraNotFound(LibraryError):
+    def __init__(self, lora_id: uuid.UUID | str) -> None:
+        super().__init__(f"no LoRA with id {lora_id}")
+
+
+class Sort(enum.StrEnum):
+    recent = "recent"
+    popular = "popular"
+    name = "name"
+
+
+_ORDER_BY = {
+    Sort.recent: "created_at DESC, id DESC",
+    Sort.popular: "usage_count DESC, created_at DESC, id DESC",
+    Sort.name: "name ASC, id ASC",
+}
+
+_LIST_COLUMNS = (
+    "id, name, description, training_status, created_at, usage_count, user_id, "
+    "created_by_email, base_model, trigger_word, validation_passed"
+)
+
+
+@dataclass(frozen=True)
+class NewLora:
+    name: str
+    description: str | None = None
+    base_model: str = "sdxl"
+    trigger_word: str | None = None
+    training_params: dict[str, Any] | None = None
+    triggered_by_job_id: uuid.UUID | None = None
+    character_description: str | None = None
+
+
+async def create_lora(conn: psycopg.AsyncConnection[Any], caller: Caller, new: NewLora) -> dict[str, Any]:
+    """Insert a pending LoRA for the caller. Runs inside ``as_caller`` so RLS applies.
+
+    The monthly limit and per-user name uniqueness are enforced by the database (a trigger
+    under a per-user lock, and a unique index), so concurrent requests cannot exceed them.
+    """
+    from psycopg.types.json import Jsonb
+
+    await conn.execute("SELECT loraflow_ensure_user()")
+    try:
+        async with conn.transaction():  # a savepoint: the caller's transaction stays usable
+            cur = await conn.execute(
+                """INSERT INTO lora_models (user_id, name, description, base_model, trigger_word,
+                                            training_params, triggered_by_job_id,
+                                            character_description)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   RETURNING id, name, training_status, created_at""",
+                [
+                    caller.user_id,
+                    new.name,
+                    new.description,
+                    new.base_model,
+                    new.trigger_word,
+                    Jsonb(new.training_params or {}),
+                    new.triggered_by_job_id,
+                    new.character_description,
+                ],
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise DuplicateName(new.name) from exc
+    except psycopg.Error as exc:
+        if exc.sqlstate == SQLSTATE_MONTHLY_LIMIT:
+            diag = exc.diag
+            raise MonthlyLimitReached(
+                diag.message_primary or "monthly limit reached", diag.message_detail
+            ) from exc
+        raise
+    assert row is not None
+    return row
+
+
+async def list_loras(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    status: str | None,
+    search: str | None,
+    sort: Sort,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the public library and the total number of matches."""
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if status:
+        where.append(sql.SQL("training_status = %s"))
+        params.append(status)
+    if search:
+        where.append(sql.SQL("search_text LIKE %s"))
+        params.append("%" + _escape_like(search.lower()) + "%")
+    where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    page = sql.SQL("SELECT {cols} FROM lora_library{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
+        cols=sql.SQL(_LIST_COLUMNS), where=where_sql, order=sql.SQL(_ORDER_BY[sort])
+    )
+    count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
+    rows = await (await conn.execute(page, [*params, limit, offset])).fetchall()
+    total_row = await (await conn.execute(count, params)).fetchone()
+    return rows, int(total_row["total"]) if total_row else 0
+
+
+async def get_lora(conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID) -> dict[str, Any]:
+    cur = await conn.execute("SELECT * FROM lora_library WHERE id = %s", [lora_id])
+    row = await cur.fetchone()
+    if row is None:
+        raise LoraNotFound(lora_id)
+    return row
+
+
+async def get_training_status(conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID) -> dict[str, Any]:
+    """The status as the database records it: the LoRA's state and its latest training job."""
+    cur = await conn.execute(
+        """SELECT m.id, m.training_status, m.error_message, m.updated_at,
+                  j.training_progress, j.estimated_remaining
+             FROM lora_models m
+             LEFT JOIN LATERAL (
+               SELECT training_progress, estimated_remaining FROM lora_training_jobs
+                WHERE lora_model_id = m.id ORDER BY created_at DESC LIMIT 1
+             ) j ON true
+            WHERE m.id = %s""",
+        [lora_id],
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise LoraNotFound(lora_id)
+    return row
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

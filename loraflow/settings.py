@@ -1,0 +1,77 @@
+"""One place for configuration: environment variables, read once.
+
+Every variable is documented in the README's "Configuration" table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: A secret that is only good for a laptop; `loraflow api` logs a warning when it runs with it.
+DEV_JWT_SECRET = "loraflow-dev-secret-do-not-use-in-production-0123456789"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAFLOW_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".loraflow"),
+        description="Embedded stack state: Temporal's SQLite file, PostgreSQL, object storage.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "LORAFLOW_DATABASE_URL"),
+        description="PostgreSQL DSN. Unset under `loraflow dev`: the embedded server is used.",
+    )
+    temporal_address: str = Field(
+        default="127.0.0.1:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "LORAFLOW_TEMPORAL_ADDRESS"),
+    )
+    temporal_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "LORAFLOW_TEMPORAL_NAMESPACE"),
+    )
+    task_queue: str = "loraflow-training"
+    temporal_ui_port: int = 8233
+
+    # --- HTTP API ------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        description="Supabase project's JWT secret (HS256).",
+    )
+    jwt_audience: str = "authenticated"
+    jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL for asymmetric JWTs (Supabase: {project}/auth/v1/.well-known/jwks.json).",
+    )
+    db_pool_min: int = 2
+    db_pool_max: int = 16
+
+    # --- product rules -------------------------------------------------------------------
+    monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def sql_dir(self) -> Path:
+        return REPO_ROOT / "sql"
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
