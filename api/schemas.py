@@ -40,11 +40,9 @@ def _clean_description(value: str | None) -> str | None:
     return value or None
 
 
-def _clean_query(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = _check_text(value.strip(), allow_newlines=False)
-    return value or None
+def _clean_query(value: str) -> str:
+    # Blank means "no filter"; it stays a string so length constraints still apply to it.
+    return _check_text(value.strip(), allow_newlines=False)
 
 
 LoraName = Annotated[
@@ -63,7 +61,7 @@ LoraDescription = Annotated[
     Field(default=None, max_length=2000, description="Optional free text shown in the library."),
     AfterValidator(_clean_description),
 ]
-SearchText = Annotated[str | None, AfterValidator(_clean_query)]
+SearchText = Annotated[str, Field(max_length=200), AfterValidator(_clean_query)]
 
 
 class CreateLoraRequest(BaseModel):

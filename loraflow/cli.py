@@ -49,13 +49,17 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.uses_dev_secret:
         log.warning("dev_jwt_secret", hint="set LORAFLOW_JWT_SECRET outside local development")
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    options = {
+        "host": args.host or settings.api_host,
+        "port": args.port or settings.api_port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+    }
+    if settings.api_workers > 1:
+        # Each worker process builds its own app (and pool) from the environment.
+        uvicorn.run("api.app:create_app", factory=True, workers=settings.api_workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 

@@ -27,7 +27,6 @@ log = get_logger(__name__)
 @dataclass
 class DevStack:
     settings: Settings
-    temporal_port: int = 7233
     _pg_server: Any = None
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     database_url: str = ""
@@ -35,6 +34,10 @@ class DevStack:
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir.resolve()
+
+    @property
+    def temporal_port(self) -> int:
+        return self.settings.dev_temporal_port
 
     @property
     def api_url(self) -> str:

@@ -133,9 +133,17 @@ async def list_loras(
     page = sql.SQL("SELECT {cols} FROM lora_library{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
         cols=sql.SQL(_LIST_COLUMNS), where=where_sql, order=sql.SQL(_ORDER_BY[sort])
     )
-    count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
+    if search:
+        count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
+        count_params = params
+    else:
+        # Without a search, totals come from the trigger-maintained counters (sql/0003).
+        count = sql.SQL("SELECT coalesce(sum(n), 0) AS total FROM lora_library_counts{where}").format(
+            where=sql.SQL(" WHERE training_status = %s") if status else sql.SQL("")
+        )
+        count_params = [status] if status else []
     rows = await (await conn.execute(page, [*params, limit, offset])).fetchall()
-    total_row = await (await conn.execute(count, params)).fetchone()
+    total_row = await (await conn.execute(count, count_params)).fetchone()
     return rows, int(total_row["total"]) if total_row else 0
 
 

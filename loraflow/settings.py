@@ -39,6 +39,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "LORAFLOW_TEMPORAL_NAMESPACE"),
     )
     task_queue: str = "loraflow-training"
+    dev_temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal server.")
     temporal_ui_port: int = 8233
 
     # --- HTTP API ------------------------------------------------------------------------
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
         default=None,
         description="JWKS URL for asymmetric JWTs (Supabase: {project}/auth/v1/.well-known/jwks.json).",
     )
+    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes for `loraflow api`.")
     db_pool_min: int = 2
     db_pool_max: int = 16
 

