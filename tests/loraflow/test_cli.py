@@ -33,9 +33,7 @@ def test_token_is_accepted_by_the_api(api_url: str) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 201
-    detail = httpx.get(
-        r.headers["location"].join([api_url, ""]), headers={"Authorization": f"Bearer {token}"}
-    )
+    detail = httpx.get(api_url + r.headers["location"], headers={"Authorization": f"Bearer {token}"})
     assert detail.json()["created_by"] == {"id": user, "email": "cli@example.com"}
 
 
