@@ -1,0 +1,161 @@
+"""A tiny SDXL-shaped diffusers pipeline with random weights, built from a config.
+
+Nothing is downloaded: this is what diffusers' own tests do. The tests and the demo train on it,
+so the whole training path (two CLIP text encoders, the UNet with SDXL's added time/text
+conditioning, the VAE, LoRA on the UNet's attention) runs for real in seconds on a CPU.
+
+    python -m training_scripts.tiny_model OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+#: Bumped whenever the architecture or the VAE fit changes, so cached copies are rebuilt.
+TINY_MODEL_VERSION = "1"
+RESOLUTION = 64
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-character map (the BPE alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+def _byte_level_tokenizer_files(directory: Path) -> None:
+    """A CLIP tokenizer with a byte-level vocabulary: every byte, its end-of-word form, and the
+    start/end tokens; no merges. Any text tokenizes, one token per byte."""
+    byte_chars = list(_bytes_to_unicode().values())
+    vocab = {ch: i for i, ch in enumerate(byte_chars)}
+    vocab |= {ch + "</w>": len(byte_chars) + i for i, ch in enumerate(byte_chars)}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+
+
+def build_tiny_sdxl(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build and save the pipeline to ``out_dir`` (a diffusers pipeline folder)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=RESOLUTION // 2,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 time ids x 8 + 32 pooled text dims
+        cross_attention_dim=64,
+        norm_num_groups=8,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+        steps_offset=1,
+        num_train_timesteps=1000,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=RESOLUTION,
+        norm_num_groups=8,
+        scaling_factor=1.0,
+        mid_block_add_attention=False,
+    )
+    text_config = CLIPTextConfig(
+        bos_token_id=512,
+        eos_token_id=513,
+        pad_token_id=513,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        vocab_size=600,
+        hidden_act="gelu",
+        projection_dim=32,
+        max_position_embeddings=77,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+
+    tok_dir = out_dir / "_tokenizer_src"
+    _byte_level_tokenizer_files(tok_dir)
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.save_pretrained(out_dir)
+    for f in tok_dir.iterdir():
+        f.unlink()
+    tok_dir.rmdir()
+    (out_dir / "loraflow_tiny_model.json").write_text(
+        json.dumps({"version": TINY_MODEL_VERSION, "resolution": RESOLUTION, "seed": seed})
+    )
+    return out_dir
+
+
+def ensure_tiny_sdxl(cache_dir: Path) -> Path:
+    """The cached tiny pipeline under ``cache_dir``, built on first use (atomically)."""
+    import os
+    import shutil
+    import tempfile
+
+    target = cache_dir / f"tiny-sdxl-v{TINY_MODEL_VERSION}"
+    if (target / "loraflow_tiny_model.json").exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-sdxl-", dir=cache_dir))
+    try:
+        build_tiny_sdxl(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process won the race; theirs is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+if __name__ == "__main__":
+    print(ensure_tiny_sdxl(Path(sys.argv[1] if len(sys.argv) > 1 else ".loraflow/models")))
