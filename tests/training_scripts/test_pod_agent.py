@@ -1,0 +1,121 @@
+"""The pod agent over real HTTP, as a subprocess, training the tiny model."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loraflow.embedded import child_env, free_port, stop_process
+
+
+@pytest.fixture
+def agent(tmp_path: Path, tiny_model: Path) -> Iterator[tuple[httpx.Client, Path]]:
+    port = free_port()
+    token = secrets.token_urlsafe(24)
+    workdir = tmp_path / "pod"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training_scripts.pod_agent", "--host", "127.0.0.1", "--port", str(port),
+         "--workdir", str(workdir)],
+        env=child_env(LORAFLOW_AGENT_TOKEN=token, LORAFLOW_BASE_MODEL=str(tiny_model)),
+    )  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, "the agent exited"
+        try:
+            r = client.get("/healthz")
+            assert r.status_code == 200, r.text  # it answers, so it must answer correctly
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the agent did not start listening"
+            time.sleep(0.05)
+    yield client, workdir
+    client.close()
+    stop_process(proc)
+
+
+def _upload(client: httpx.Client, images: Path) -> None:
+    for path in sorted(images.iterdir()):
+        body = path.read_bytes()
+        r = client.put(
+            f"/images/{path.name}", content=body, headers={"X-Sha256": hashlib.sha256(body).hexdigest()}
+        )
+        assert r.status_code == 200 and r.json()["stored"] is True
+
+
+def test_trains_and_serves_the_artifact_and_repeats_are_no_ops(
+    agent: tuple[httpx.Client, Path], character_images: Path
+) -> None:
+    client, _ = agent
+    _upload(client, character_images)
+    first = sorted(character_images.iterdir())[0]
+    again = client.put(f"/images/{first.name}", content=first.read_bytes())
+    assert again.json()["stored"] is False  # same bytes again: nothing to do
+
+    request = {"run_id": "lora-train-1", "params": {"steps": 3, "resolution": 64, "rank": 4, "alpha": 4}}
+    r = client.post("/train", json=request)
+    assert r.status_code == 202 and r.json()["state"] == "training"
+    r = client.post("/train", json=request)  # a retried request does not start a second training
+    assert r.status_code == 200 and r.json()["run_id"] == "lora-train-1"
+    assert client.post("/train", json={**request, "run_id": "other"}).status_code == 409
+    assert client.put("/images/new.png", content=b"x").status_code == 409  # dataset is frozen now
+
+    version, seen_steps = -1, set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        p = client.get("/progress", params={"after": version, "wait_s": 10}, timeout=20).json()
+        version = p["version"]
+        seen_steps.add(p["step"])
+        if p["state"] != "training":
+            break
+    assert p["state"] == "succeeded", p
+    assert p["total_steps"] == 3 and p["step"] == 3 and p["eta_s"] == 0
+    assert max(seen_steps) == 3
+
+    r = client.get("/artifact")
+    assert r.status_code == 200
+    assert hashlib.sha256(r.content).hexdigest() == r.headers["x-sha256"] == p["sha256"]
+    assert len(r.content) == p["size"]
+    kohya = client.get("/artifact", params={"layout": "kohya"})
+    assert kohya.status_code == 200 and kohya.content != r.content
+
+
+def test_long_poll_returns_at_the_end_not_at_the_timeout(
+    agent: tuple[httpx.Client, Path], character_images: Path
+) -> None:
+    client, _ = agent
+    _upload(client, character_images)
+    client.post("/train", json={"run_id": "r", "params": {"steps": 2, "resolution": 64, "rank": 4}})
+    started = time.monotonic()
+    p = client.get("/progress", params={"wait_s": 60, "terminal_only": True, "after": -1}, timeout=90).json()
+    waited = time.monotonic() - started
+    assert p["state"] == "succeeded"
+    assert waited < 55  # it answered when training ended, well before the 60 s wait ran out
+
+
+def test_a_failed_training_reports_why(agent: tuple[httpx.Client, Path], character_images: Path) -> None:
+    client, _ = agent
+    _upload(client, character_images)
+    client.post("/train", json={"run_id": "r", "params": {"optimizer": "sgd", "resolution": 64}})
+    p = client.get("/progress", params={"wait_s": 60, "terminal_only": True}, timeout=90).json()
+    assert p["state"] == "failed" and "unknown optimizer" in p["error"]
+    assert client.get("/artifact").status_code == 409
+
+
+def test_requests_need_the_pod_token(agent: tuple[httpx.Client, Path]) -> None:
+    client, _ = agent
+    url = str(client.base_url)
+    assert httpx.get(f"{url}/healthz").status_code == 401
+    assert (
+        httpx.get(f"{url}/progress", headers={"Authorization": "Bearer wrong-token-wrong"}).status_code == 401
+    )
+    assert client.put("/images/../../etc.png", content=b"x").status_code in (400, 404)
+    assert client.put("/images/a.png", content=b"x", headers={"X-Sha256": "0" * 64}).status_code == 400

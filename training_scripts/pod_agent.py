@@ -1,0 +1,281 @@
+"""The pod agent: the one HTTP service that runs inside every training pod.
+
+RunPod starts it as the trainer image's entrypoint; the local compute provider starts the same
+agent as a subprocess. So the workflow speaks one protocol to every provider:
+
+    PUT  /images/{name}      the training images (idempotent: same bytes again is a no-op)
+    POST /train              start train_lora.py (idempotent: the same request again is a no-op)
+    GET  /progress           state, phase, step, loss, ETA; ``?after=VERSION&wait_s=N`` long-polls
+                             until something newer than VERSION, so the end is seen at once
+    GET  /artifact           the finished .safetensors, streamed, with ``X-Sha256``
+    GET  /healthz            whether the agent answers (readiness)
+
+Every request carries ``Authorization: Bearer <token>``, the per-pod random token the provider
+put in ``LORAFLOW_AGENT_TOKEN``.
+
+    python -m training_scripts.pod_agent --port 8080 --workdir /workspace
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from training_scripts.train_lora import ARTIFACT_NAME, EVENT_PREFIX, KOHYA_ARTIFACT_NAME
+
+_IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(png|jpg|jpeg|webp|txt)$")
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+State = Literal["idle", "training", "succeeded", "failed"]
+
+
+class TrainRequest(BaseModel):
+    """What to train; the agent adds the paths. Keys are train_lora.TrainConfig's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200, description="Same run_id again = same training.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Progress(BaseModel):
+    state: State = "idle"
+    version: int = 0
+    run_id: str | None = None
+    phase: str | None = None
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    eta_s: float | None = None
+    seconds_per_step: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+class Agent:
+    """The agent's state: one training run per pod, persisted so a restart tells the truth."""
+
+    def __init__(self, workdir: Path, base_model: str | None) -> None:
+        self.workdir = workdir
+        self.images = workdir / "images"
+        self.output = workdir / "output"
+        self.base_model = base_model
+        self.images.mkdir(parents=True, exist_ok=True)
+        self.output.mkdir(parents=True, exist_ok=True)
+        self._state_file = workdir / "progress.json"
+        self._changed = asyncio.Condition()
+        self._process: asyncio.subprocess.Process | None = None
+        self._train_request: TrainRequest | None = None
+        self.progress = Progress()
+        if self._state_file.exists():
+            self.progress = Progress.model_validate_json(self._state_file.read_text())
+            if self.progress.state == "training":  # the trainer died with the previous agent
+                self.progress.state = "failed"
+                self.progress.error = "the pod agent restarted during training"
+                self.progress.version += 1
+
+    async def update(self, **fields: Any) -> None:
+        async with self._changed:
+            self.progress = self.progress.model_copy(update={**fields, "version": self.progress.version + 1})
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(self.progress.model_dump_json())
+            tmp.replace(self._state_file)
+            self._changed.notify_all()
+
+    async def wait_for_change(self, after: int, timeout: float, *, terminal_only: bool) -> Progress:
+        def ready() -> bool:
+            p = self.progress
+            if p.version <= after:
+                return False
+            return not terminal_only or p.state in ("succeeded", "failed")
+
+        async with self._changed:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(ready), timeout)
+            return self.progress
+
+    async def start(self, request: TrainRequest) -> tuple[int, Progress]:
+        if self.progress.run_id is not None:
+            if self.progress.run_id == request.run_id:
+                return 200, self.progress  # a retried request: the run is already under way (or done)
+            raise HTTPException(409, f"this pod already trained run {self.progress.run_id!r}")
+        if not self.base_model:
+            raise HTTPException(500, "LORAFLOW_BASE_MODEL is not set in the pod")
+        if not any(p.suffix != ".txt" for p in self.images.iterdir()):
+            raise HTTPException(409, "no images uploaded")
+        reserved = {"base_model", "images_dir", "output_dir"} & set(request.params)
+        if reserved:
+            raise HTTPException(400, f"the agent sets {sorted(reserved)} itself")
+        config = {
+            **request.params,
+            "base_model": self.base_model,
+            "images_dir": str(self.images),
+            "output_dir": str(self.output),
+        }
+        run_file = self.workdir / "run.json"
+        run_file.write_text(json.dumps(config))
+        await self.update(state="training", run_id=request.run_id, phase="starting", started_at=time.time())
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "training_scripts.train_lora", "--config", str(run_file),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=(self.workdir / "train.log").open("ab"),
+            cwd=_PROJECT_ROOT,
+        )  # fmt: skip
+        asyncio.get_running_loop().create_task(self._follow(self._process))
+        return 202, self.progress
+
+    async def _follow(self, process: asyncio.subprocess.Process) -> None:
+        """Read the trainer's event lines into the progress state until it exits."""
+        failure: str | None = None
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").strip()
+            if not line.startswith(EVENT_PREFIX):
+                continue
+            try:
+                event = json.loads(line[len(EVENT_PREFIX) :])
+            except json.JSONDecodeError:
+                continue
+            kind = event.pop("event", None)
+            if kind == "phase":
+                await self.update(
+                    phase=event.get("phase"), **{k: event[k] for k in ("total_steps",) if k in event}
+                )
+            elif kind == "progress":
+                await self.update(**{k: event[k] for k in Progress.model_fields if k in event})
+            elif kind == "done":
+                await self.update(
+                    state="succeeded", phase="done", sha256=event["sha256"], size=event["size"],
+                    eta_s=0, finished_at=time.time(),
+                )  # fmt: skip
+            elif kind == "failed":
+                failure = str(event.get("reason", "training failed"))
+        code = await process.wait()
+        if self.progress.state == "training":
+            await self.update(
+                state="failed", error=failure or f"trainer exited with status {code}", finished_at=time.time()
+            )
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+
+
+def authorize(request: Request, authorization: Annotated[str | None, Header()] = None) -> Agent:
+    token: str = request.app.state.token
+    supplied = (authorization or "").removeprefix("Bearer ").strip()
+    if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong pod token")
+    return request.app.state.agent
+
+
+AgentDep = Annotated[Agent, Depends(authorize)]
+
+
+def create_app(*, token: str, workdir: Path, base_model: str | None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.agent = Agent(workdir, base_model)
+        yield
+        app.state.agent.stop()
+
+    app = FastAPI(title="loraflow pod agent", lifespan=lifespan)
+    app.state.token = token
+
+    @app.exception_handler(HTTPException)
+    async def _error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/healthz")
+    async def healthz(agent: AgentDep) -> dict[str, Any]:
+        return {"ok": True, "state": agent.progress.state, "base_model": bool(agent.base_model)}
+
+    @app.put("/images/{name}")
+    async def put_image(
+        name: str, request: Request, agent: AgentDep, x_sha256: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        if not _IMAGE_NAME.match(name):
+            raise HTTPException(400, "image names are [A-Za-z0-9_-]{1,64} with .png/.jpg/.jpeg/.webp/.txt")
+        body = await request.body()
+        if len(body) > MAX_IMAGE_BYTES:
+            raise HTTPException(413, f"images are at most {MAX_IMAGE_BYTES} bytes")
+        digest = hashlib.sha256(body).hexdigest()
+        if x_sha256 and x_sha256.lower() != digest:
+            raise HTTPException(400, "body does not match X-Sha256 (corrupted in transit?)")
+        target = agent.images / name
+        if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == digest:
+            return {"name": name, "sha256": digest, "stored": False}  # already here: nothing to do
+        if agent.progress.run_id is not None:
+            raise HTTPException(409, "training has started; images can no longer change")
+        tmp = target.with_suffix(target.suffix + ".part")
+        tmp.write_bytes(body)
+        tmp.replace(target)
+        return {"name": name, "sha256": digest, "stored": True}
+
+    @app.post("/train")
+    async def train(body: TrainRequest, agent: AgentDep) -> JSONResponse:
+        status, progress = await agent.start(body)
+        return JSONResponse(progress.model_dump(), status_code=status)
+
+    @app.get("/progress", response_model=Progress)
+    async def progress(
+        agent: AgentDep,
+        after: Annotated[int, Query(ge=-1)] = -1,
+        wait_s: Annotated[float, Query(ge=0, le=60)] = 0,
+        terminal_only: bool = False,
+    ) -> Progress:
+        if wait_s:
+            return await agent.wait_for_change(after, wait_s, terminal_only=terminal_only)
+        return agent.progress
+
+    @app.get("/artifact")
+    async def artifact(agent: AgentDep, layout: Literal["diffusers", "kohya"] = "diffusers") -> FileResponse:
+        if agent.progress.state != "succeeded":
+            raise HTTPException(409, f"no artifact: training is {agent.progress.state}")
+        path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
+        headers = {"X-Sha256": agent.progress.sha256 or ""} if layout == "diffusers" else {}
+        return FileResponse(path, media_type="application/octet-stream", headers=headers, filename=path.name)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="loraflow pod agent")
+    parser.add_argument("--host", default=os.environ.get("LORAFLOW_AGENT_HOST", "0.0.0.0"))  # noqa: S104 - a pod's port
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LORAFLOW_AGENT_PORT", "8080")))
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(os.environ.get("LORAFLOW_AGENT_WORKDIR", "/workspace"))
+    )
+    args = parser.parse_args(argv)
+    token = os.environ.get("LORAFLOW_AGENT_TOKEN", "")
+    if len(token) < 16:
+        print("LORAFLOW_AGENT_TOKEN must be set to a random token of 16+ characters", file=sys.stderr)
+        return 2
+    app = create_app(token=token, workdir=args.workdir, base_model=os.environ.get("LORAFLOW_BASE_MODEL"))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
