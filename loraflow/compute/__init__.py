@@ -1,0 +1,6 @@
+"""Compute providers: where a training pod runs. Each one only creates (idempotently, by name),
+describes, terminates, lists, and says its price per hour; the pod agent does the rest."""
+
+from loraflow.compute.base import ComputeProvider, Pod, PodStatus, ProviderError
+
+__all__ = ["ComputeProvider", "Pod", "PodStatus", "ProviderError"]

@@ -1,0 +1,59 @@
+"""The compute-provider interface every provider implements (local, RunPod, Replicate)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class PodStatus(enum.StrEnum):
+    starting = "starting"  # asked for; the agent may not answer yet
+    running = "running"  # the machine runs (the agent may still be starting)
+    exited = "exited"  # stopped by itself; still billable until terminated on some providers
+    terminated = "terminated"  # gone: no longer billed
+
+
+class ProviderError(Exception):
+    """The provider refused or failed; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Pod:
+    provider: str
+    pod_id: str
+    name: str
+    status: PodStatus
+    endpoint: str | None  # base URL of the pod agent
+    token: str  # the pod agent's bearer token
+    price_per_hour: float  # USD
+    created_at: float  # unix seconds
+
+
+class ComputeProvider(Protocol):
+    name: str
+
+    def create(self, name: str) -> Pod:
+        """The pod called ``name``: the existing one if there is one, else a new one. Calling it
+        again after a timeout or crash never makes a second pod."""
+        ...
+
+    def describe(self, pod_id: str) -> Pod:
+        """The pod's current state; ``terminated`` once it is gone (also if it never existed)."""
+        ...
+
+    def terminate(self, pod_id: str) -> None:
+        """Ask for the pod to be gone. Idempotent; confirm with ``describe``."""
+        ...
+
+    def list_pods(self) -> list[Pod]:
+        """loraflow's pods that are not terminated (for the orphan sweeper)."""
+        ...
+
+    def price_per_hour(self) -> float:
+        """USD per hour of the machine a pod gets."""
+        ...

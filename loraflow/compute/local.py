@@ -1,0 +1,185 @@
+"""The local compute provider: a "pod" is the pod agent as a process on this machine.
+
+It behaves like a remote pod where it matters: it outlives the worker that created it (its own
+session, so a worker killed with SIGKILL does not take it down), it is found again by name,
+and it is gone only once terminated. Records live in ``DATA_DIR/pods/{name}.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from loraflow.compute.base import Pod, PodStatus, ProviderError
+from loraflow.embedded import free_port
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, data_dir: Path, *, base_model: str, price_per_hour: float = 0.0) -> None:
+        self._dir = data_dir.resolve() / "pods"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._base_model = base_model
+        self._price = price_per_hour
+
+    # -- interface ----------------------------------------------------------------------
+
+    def create(self, name: str) -> Pod:
+        _check_name(name)
+        with self._locked():
+            record = self._read(name)
+            if record is None:
+                record = {
+                    "pod_id": "local-" + hashlib.sha256(name.encode()).hexdigest()[:16],
+                    "name": name,
+                    "token": secrets.token_urlsafe(24),
+                    "port": free_port(),
+                    "created_at": time.time(),
+                    "terminated": False,
+                    "pid": None,
+                }
+                self._write(record)  # recorded before the process exists: a crash here leaks nothing
+            if record["terminated"]:
+                raise ProviderError(f"pod {name} was terminated; names are not reused", retryable=False)
+            if not self._alive(record):
+                record["pid"] = self._spawn(record)  # like a pod whose container restarts
+                self._write(record)
+            return self._pod(record)
+
+    def describe(self, pod_id: str) -> Pod:
+        record = self._by_id(pod_id)
+        if record is None:
+            return Pod(self.name, pod_id, "", PodStatus.terminated, None, "", self._price, 0.0)
+        return self._pod(record)
+
+    def terminate(self, pod_id: str) -> None:
+        with self._locked():
+            record = self._by_id(pod_id)
+            if record is None or record["terminated"]:
+                return
+            process = self._process(record)
+            if process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except psutil.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+            record["terminated"] = True
+            record["terminated_at"] = time.time()
+            self._write(record)
+
+    def list_pods(self) -> list[Pod]:
+        pods = []
+        for path in sorted(self._dir.glob("*.json")):
+            record = json.loads(path.read_text())
+            if not record["terminated"]:
+                pods.append(self._pod(record))
+        return pods
+
+    def price_per_hour(self) -> float:
+        return self._price
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _pod(self, record: dict) -> Pod:
+        if record["terminated"]:
+            status = PodStatus.terminated
+        elif self._alive(record):
+            status = PodStatus.running
+        else:
+            status = PodStatus.exited
+        return Pod(
+            provider=self.name,
+            pod_id=record["pod_id"],
+            name=record["name"],
+            status=status,
+            endpoint=f"http://127.0.0.1:{record['port']}",
+            token=record["token"],
+            price_per_hour=self._price,
+            created_at=record["created_at"],
+        )
+
+    def _spawn(self, record: dict) -> int:
+        workdir = self._dir / record["name"]
+        workdir.mkdir(exist_ok=True)
+        env = dict(os.environ)
+        env.update(LORAFLOW_AGENT_TOKEN=record["token"], LORAFLOW_BASE_MODEL=self._base_model)
+        with (workdir / "agent.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "training_scripts.pod_agent", "--host", "127.0.0.1",
+                 "--port", str(record["port"]), "--workdir", str(workdir)],
+                env=env,
+                cwd=_PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a pod outlives the worker that asked for it
+            )  # fmt: skip
+        return process.pid
+
+    def _process(self, record: dict) -> psutil.Process | None:
+        if not record.get("pid"):
+            return None
+        try:
+            process = psutil.Process(record["pid"])
+            # Guard against pid reuse: it must be our agent, for this pod.
+            if (
+                str(self._dir / record["name"]) in " ".join(process.cmdline())
+                and process.status() != "zombie"
+            ):
+                return process
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return None
+
+    def _alive(self, record: dict) -> bool:
+        return self._process(record) is not None
+
+    def _read(self, name: str) -> dict | None:
+        path = self._dir / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _by_id(self, pod_id: str) -> dict | None:
+        for path in self._dir.glob("*.json"):
+            record = json.loads(path.read_text())
+            if record["pod_id"] == pod_id:
+                return record
+        return None
+
+    def _write(self, record: dict) -> None:
+        path = self._dir / f"{record['name']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Several worker processes may share this provider: one create/terminate at a time.
+        with (self._dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_" for c in name):
+        raise ProviderError(f"bad pod name {name!r}", retryable=False)
