@@ -1,0 +1,107 @@
+"""Checking and normalising character images before they go anywhere near a GPU.
+
+Every rejection names the file and says why, so the user can fix it: not an image, a format we
+don't take, truncated, a decompression bomb, too small, too large, too few, too many.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+#: Formats accepted, by what Pillow detects from the bytes (never by the file name).
+FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+MAX_BYTES = 15 * 1024 * 1024
+#: Far beyond any reference image; a file that decodes to more is a decompression bomb.
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 256
+MIN_IMAGES = 3
+MAX_IMAGES = 10
+#: Normalised images are at most this on their longer side (the trainer crops to 1024).
+NORMALISED_MAX_SIDE = 2048
+
+
+class ImageRejected(ValueError):
+    """One image is unusable; ``filename`` and ``reason`` say which and why."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        super().__init__(f"{filename}: {reason}")
+        self.filename = filename
+        self.reason = reason
+
+
+class DatasetRejected(ValueError):
+    """The set of images as a whole is unusable (too few, too many, duplicates)."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    filename: str
+    format: str  # JPEG | PNG | WEBP
+    extension: str  # jpg | png | webp
+    width: int  # after EXIF orientation
+    height: int
+    sha256: str
+
+
+def inspect_image(filename: str, data: bytes, *, min_side: int = MIN_SIDE) -> CheckedImage:
+    if not data:
+        raise ImageRejected(filename, "the file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageRejected(filename, f"the file is {len(data)} bytes; the limit is {MAX_BYTES}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = probe.format
+                if probe.width * probe.height > MAX_PIXELS:
+                    raise ImageRejected(
+                        filename, f"{probe.width}x{probe.height} pixels is too many (decompression bomb?)"
+                    )
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # decodes every byte: truncated files fail here
+                oriented = ImageOps.exif_transpose(image)
+                width, height = oriented.size
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(filename, f"too many pixels (decompression bomb?): {exc}") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageRejected(filename, "not an image (JPEG, PNG or WebP expected)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(filename, f"the image is damaged or truncated ({exc})") from exc
+    if fmt not in FORMATS:
+        raise ImageRejected(filename, f"{fmt} images are not accepted; use JPEG, PNG or WebP")
+    if min(width, height) < min_side:
+        raise ImageRejected(
+            filename, f"{width}x{height} is too small; the shorter side must be ≥ {min_side}px"
+        )
+    return CheckedImage(filename, fmt, FORMATS[fmt], width, height, hashlib.sha256(data).hexdigest())
+
+
+def check_dataset(images: Sequence[CheckedImage], *, already: int = 0) -> None:
+    """``already`` counts images the LoRA has from earlier uploads."""
+    total = already + len(images)
+    if total > MAX_IMAGES:
+        raise DatasetRejected(f"{total} images is too many; at most {MAX_IMAGES} per LoRA")
+    seen: dict[str, str] = {}
+    for image in images:
+        if image.sha256 in seen:
+            raise DatasetRejected(f"{image.filename} is the same image as {seen[image.sha256]}")
+        seen[image.sha256] = image.filename
+
+
+def normalise_image(data: bytes) -> bytes:
+    """EXIF orientation applied, RGB, longer side at most NORMALISED_MAX_SIDE, as PNG."""
+    with Image.open(io.BytesIO(data)) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        image.thumbnail((NORMALISED_MAX_SIDE, NORMALISED_MAX_SIDE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
