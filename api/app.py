@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -12,6 +13,7 @@ from api.routes import health, lora_models
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.settings import Settings, get_settings
+from loraflow.storage.local import LocalStorage
 from loraflow.temporal import TemporalConnector
 
 DESCRIPTION = """
@@ -24,9 +26,10 @@ token). Every error has one shape:
 {"error": {"status": 409, "code": "duplicate_name", "message": "...", "details": null}}
 ```
 
-`code` is one of `invalid_request` (400, with per-field `details`), `unauthorized` (401),
-`forbidden` (403), `not_found` (404), `duplicate_name` (409), `monthly_limit_reached` (429),
-`unavailable` (503) and `internal_error` (500, which is a bug).
+`code` is one of `invalid_request` (400, with per-field `details`), `invalid_image` (400,
+naming the file and the reason), `unauthorized` (401), `forbidden` (403), `not_found` (404),
+`duplicate_name` (409), `conflict` (409), `payload_too_large` (413), `unsupported_media_type`
+(415), `monthly_limit_reached` (429), `unavailable` (503) and `internal_error` (500, a bug).
 """
 
 
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     app.state.temporal = TemporalConnector(settings)
+    app.state.storage = LocalStorage(Path(settings.data_dir) / "storage")
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(),
         audience=settings.jwt_audience,
@@ -62,4 +66,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lora_models.router, prefix="/api/v1")
+    _document_manual_bodies(app)
     return app
+
+
+def _document_manual_bodies(app: FastAPI) -> None:
+    """POST /lora-models reads JSON or multipart itself, so FastAPI does not see its body model:
+    add that model (and the ones inside it) to the OpenAPI components the route refers to."""
+    from fastapi.openapi.utils import get_openapi
+
+    from api.schemas import CreateLoraRequest
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            body = CreateLoraRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["CreateLoraRequest"] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from api.errors import ApiError
 from loraflow.auth import AuthError, TokenVerifier
 from loraflow.db import Caller
 from loraflow.settings import Settings
+from loraflow.storage import Storage
 from loraflow.temporal import TemporalConnector
 
 _bearer = HTTPBearer(
@@ -32,6 +33,10 @@ def get_temporal(request: Request) -> TemporalConnector:
     return request.app.state.temporal
 
 
+def get_storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
 def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -48,4 +53,5 @@ def current_caller(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 CallerDep = Annotated[Caller, Depends(current_caller)]

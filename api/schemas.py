@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from loraflow.trainings import TrainingParams
+
 TrainingStatus = Literal["pending", "training", "validating", "completed", "failed"]
 
 
@@ -69,6 +71,9 @@ class CreateLoraRequest(BaseModel):
 
     name: LoraName
     description: LoraDescription = None
+    training_params: TrainingParams | None = Field(
+        default=None, description="Overrides of the training defaults, within bounds."
+    )
 
 
 class CreateLoraResponse(BaseModel):
@@ -120,9 +125,20 @@ class LoraDetail(LoraSummary):
     updated_at: datetime
 
 
+class UploadResponse(BaseModel):
+    lora_id: uuid.UUID
+    images: int = Field(description="Images the LoRA has now.")
+    training_started: bool = Field(description="Whether this request started the training.")
+    status: TrainingStatus
+
+
 class LoraStatus(BaseModel):
     id: uuid.UUID
     training_status: TrainingStatus
+    phase: str | None = Field(default=None, description="Finer step while running (e.g. `training`).")
+    step: int | None = Field(default=None, description="Training step, while training.")
+    total_steps: int | None = Field(default=None, description="Steps in all, while training.")
+    loss: float | None = Field(default=None, description="Latest training loss.")
     progress: int = Field(ge=0, le=100, description="Training progress, 0-100.")
     estimated_remaining: int | None = Field(description="Seconds left, when known.")
     error_message: str | None = Field(default=None, description="Why it failed, if it did.")

@@ -1,7 +1,12 @@
-"""`loraflow demo` (`make demo`): start the embedded stack, run the main job once, stop."""
+"""`loraflow demo` (`make demo`): start the embedded stack, train one LoRA through the HTTP API
+exactly as the frontend would, show its progress live, print the result, stop."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
+import sys
 import time
 import uuid
 
@@ -9,15 +14,54 @@ import httpx
 
 from loraflow.auth import issue_token
 from loraflow.dev import DevStack
-from loraflow.logging import get_logger
+from loraflow.logging import configure_logging, get_logger
 from loraflow.settings import Settings
 
 log = get_logger(__name__)
 
 
+def draw_character(i: int, size: int = 384) -> bytes:
+    """One view of a small synthetic character: a round face over a red shirt on a blue
+    backdrop, shifted and tinted a little in each view (what reference images vary by)."""
+    from PIL import Image, ImageDraw
+
+    scale = size / 384
+    im = Image.new("RGB", (size, size), (30 + 15 * i, 110, 200))
+    draw = ImageDraw.Draw(im)
+    dx = 12 * i * scale
+    draw.ellipse((96 * scale + dx, 24 * scale, 280 * scale + dx, 200 * scale), fill=(240, 200, 150))
+    draw.rectangle((120 * scale + dx, 200 * scale, 256 * scale + dx, size), fill=(200, 30, 30))
+    out = io.BytesIO()
+    im.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _bar(status: dict) -> str:
+    width = 30
+    filled = int(width * status["progress"] / 100)
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {status['progress']:3d}%  {status['training_status']}"
+    if status.get("phase"):
+        line += f" / {status['phase']}"
+    if status.get("total_steps"):
+        line += f"  step {status['step']}/{status['total_steps']}"
+    if status.get("loss") is not None:
+        line += f"  loss {status['loss']:.4f}"
+    if status.get("estimated_remaining") is not None:
+        line += f"  ETA {status['estimated_remaining']}s"
+    return line
+
+
 async def run_demo(settings: Settings) -> int:
-    stack = DevStack(settings)
+    from temporalio.client import Client
+
+    from loraflow.training_types import TrainingOutcome
+    from workflows.train_lora import workflow_id_for
+
     started = time.monotonic()
+    # The demo's output is its progress bar: the stack's processes log warnings and errors only.
+    os.environ.setdefault("LORAFLOW_LOG_LEVEL", "WARNING")
+    configure_logging(os.environ["LORAFLOW_LOG_LEVEL"])
+    stack = DevStack(settings)
     await stack.start()
     try:
         print(stack.banner().replace("Press Ctrl-C to stop.\n", ""), flush=True)
@@ -25,27 +69,60 @@ async def run_demo(settings: Settings) -> int:
         user_id = str(uuid.uuid4())
         email = f"demo+{user_id[:8]}@loraflow.local"
         token = issue_token(settings.jwt_secret.get_secret_value(), user_id=user_id, email=email)
-        headers = {"Authorization": f"Bearer {token}"}
-        name = f"Demo character {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as api:
+        name = f"Red shirt {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        files = [("images", (f"view{i}.png", draw_character(i), "image/png")) for i in range(4)]
+        async with httpx.AsyncClient(
+            base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as api:
             created = await api.post(
                 "/api/v1/lora-models",
-                json={"name": name, "description": "a small synthetic character drawn by the demo"},
+                data={"name": name, "description": "a small synthetic character drawn by the demo"},
+                files=files,
             )
-            created.raise_for_status()
+            if created.status_code != 201:
+                print(f"create failed: {created.status_code} {created.text}", file=sys.stderr)
+                return 1
             lora_id = created.json()["lora_id"]
-            print(f"created LoRA {lora_id} ({name!r}) as {email}")
-            status = (await api.get(f"/api/v1/lora-models/{lora_id}/status")).json()
+            print(f"created LoRA {lora_id} ({name!r}) as {email}: {created.json()['message']}\n")
+            last = ""
+            while True:
+                status = (await api.get(f"/api/v1/lora-models/{lora_id}/status")).json()
+                line = _bar(status)
+                if line != last:
+                    print("\r" + line.ljust(110), end="", flush=True)
+                    last = line
+                if status["training_status"] in ("completed", "failed"):
+                    break
+                await asyncio.sleep(0.5)
+            print()
             detail = (await api.get(f"/api/v1/lora-models/{lora_id}")).json()
-            listing = (await api.get("/api/v1/lora-models", params={"limit": 5})).json()
-        print(f"status: {status['training_status']} (progress {status['progress']}%)")
-        print(f"created_by: {detail['created_by']['email']}")
-        print(
-            f"library: {listing['pagination']['total']} LoRA(s); newest: "
-            + ", ".join(i["name"] for i in listing["items"])
+
+        client = await Client.connect(
+            f"127.0.0.1:{settings.dev_temporal_port}", namespace=settings.temporal_namespace
         )
-        print("training is not wired in yet: the LoRA stays pending (see the README's roadmap).")
-        print(f"Temporal Web UI: {stack.ui_url}   elapsed: {time.monotonic() - started:.1f}s")
-        return 0
+        handle = client.get_workflow_handle(workflow_id_for(lora_id), result_type=TrainingOutcome)
+        outcome = await handle.result()
+        print(
+            f"\nstatus        {detail['training_status']}"
+            + (f" ({detail['error_message']})" if detail["error_message"] else "")
+        )
+        print(f"storage       {detail['storage_path']}")
+        print(f"size          {detail['file_size']} bytes")
+        print(f"sha256        {detail['sha256']}")
+        print(f"trigger word  {detail['trigger_word']}")
+        for score in outcome.scores:
+            verdict = "shows the character" if score.shows_character else "does not show the character"
+            print(
+                f"validation {score.index}  similarity to references {score.lora_similarity:.4f} with the "
+                f"LoRA, {score.base_similarity:.4f} without: {verdict}   ({score.prompt!r})"
+            )
+        print(f"validation    {'passed' if detail['validation_passed'] else 'failed'}")
+        print(f"cost          ${outcome.cost_usd:.4f} ({outcome.pod_seconds:.0f} pod-seconds)")
+        print(f"elapsed       {time.monotonic() - started:.0f}s")
+        print(
+            f"Web UI        {stack.ui_url}/namespaces/{settings.temporal_namespace}"
+            f"/workflows/{workflow_id_for(lora_id)}"
+        )
+        return 0 if detail["training_status"] == "completed" else 1
     finally:
         stack.stop()

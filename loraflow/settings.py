@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 16
 
+    # --- training --------------------------------------------------------------------------
+    base_model: str = Field(
+        default="tiny",
+        description="Diffusers SDXL pipeline folder the pods train on and validation generates with; "
+        "`tiny` builds the tiny random-weight test model into DATA_DIR/models.",
+    )
+    compute_provider: str = Field(default="local", description="Where pods run: `local`.")
+    local_price_per_hour: float = Field(default=0.0, ge=0, description="USD per hour billed for a local pod.")
+    min_image_side: int = Field(
+        default=256, ge=64, description="Shortest side a character image may have, px."
+    )
+
     # --- product rules -------------------------------------------------------------------
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 

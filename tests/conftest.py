@@ -22,6 +22,7 @@ from loraflow.auth import issue_token
 from loraflow.db import create_pool, migrate
 from loraflow.search_attributes import SEARCH_ATTRIBUTES
 from loraflow.settings import DEV_JWT_SECRET, Settings
+from training_scripts.tiny_model import ensure_tiny_sdxl
 
 JWT_SECRET = DEV_JWT_SECRET
 
@@ -108,6 +109,20 @@ def api_url(settings: Settings, data_dir: Path) -> Iterator[str]:
     log.close()
 
 
+@pytest.fixture(scope="session")
+async def worker(settings: Settings, temporal_env: WorkflowEnvironment) -> AsyncIterator[Settings]:
+    """A worker in this process, sharing the API's data directory (its storage and pods)."""
+    import asyncio
+
+    from worker import run_worker
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop=stop))
+    yield settings
+    stop.set()
+    await task
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -133,6 +148,27 @@ def make_user() -> Callable[[], User]:
 async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_tiny_sdxl(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def character_images(tmp_path: Path) -> Path:
+    """Three drawings of one small character: a face, a red shirt, on blue."""
+    from PIL import Image, ImageDraw
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        im = Image.new("RGB", (96, 80), (30 + 20 * i, 110, 200))
+        draw = ImageDraw.Draw(im)
+        draw.ellipse((24 + 4 * i, 6, 70 + 4 * i, 50), fill=(240, 200, 150))
+        draw.rectangle((30 + 4 * i, 50, 64 + 4 * i, 80), fill=(200, 30, 30))
+        im.save(images / f"{i}.png")
+    return images
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -159,3 +159,22 @@ def ensure_tiny_sdxl(cache_dir: Path) -> Path:
 
 if __name__ == "__main__":
     print(ensure_tiny_sdxl(Path(sys.argv[1] if len(sys.argv) > 1 else ".loraflow/models")))
+
+
+#: Training options for the tiny model. Its UNet has random weights, so a LoRA on the attention
+#: projections alone cannot make it denoise anything; LoRA on every linear and conv layer, a
+#: higher learning rate and no min-SNR weighting make it learn the character in a few hundred
+#: CPU steps (measured: validation similarity 0.839-0.843 against 0.830-0.831 for the base
+#: model, 400 steps). Production defaults (rank 16 on attention, lr 1e-4) are for real models.
+TINY_TRAINING_PARAMS = {
+    "resolution": RESOLUTION,
+    "steps": 400,
+    "rank": 16,
+    "alpha": 16,
+    "learning_rate": 3e-3,
+    "snr_gamma": None,
+    "target_modules": [
+        "to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+        "conv1", "conv2", "conv_shortcut", "time_emb_proj", "conv_in", "conv_out",
+    ],
+}  # fmt: skip

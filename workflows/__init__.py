@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-WORKFLOWS: list[type] = []
+from workflows.train_lora import TrainLoraWorkflow
+
+WORKFLOWS: list[type] = [TrainLoraWorkflow]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from temporalio.service import RPCError
 
-from api.deps import CallerDep, PoolDep
-from api.errors import ApiError, responses
+from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep
+from api.errors import ApiError, ErrorDetail, responses
 from api.schemas import (
     CreateLoraRequest,
     CreateLoraResponse,
@@ -20,11 +26,15 @@ from api.schemas import (
     Pagination,
     SearchText,
     TrainingStatus,
+    UploadResponse,
 )
-from loraflow import library
-from loraflow.db import as_caller
+from loraflow import images, library, trainings
+from loraflow.db import Caller, as_caller
+from loraflow.images import CheckedImage, DatasetRejected, ImageRejected
 from loraflow.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
 from loraflow.logging import get_logger
+from loraflow.settings import Settings
+from loraflow.temporal import TemporalConnector, TemporalUnavailable
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])
@@ -71,32 +81,256 @@ async def list_lora_models(
     )
 
 
+_IMAGE_FORM = {
+    "type": "array",
+    "items": {"type": "string", "format": "binary"},
+    "description": f"{images.MIN_IMAGES}-{images.MAX_IMAGES} character images: JPEG, PNG or WebP, "
+    f"at most {images.MAX_BYTES // 2**20} MiB and {images.MAX_PIXELS // 10**6} MP each, shorter side "
+    "at least LORAFLOW_MIN_IMAGE_SIDE (256) px.",
+}
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CreateLoraRequest"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "description": "As in the JSON body."},
+                        "description": {"type": "string"},
+                        "training_params": {"type": "string", "description": "TrainingParams as JSON text."},
+                        "images": _IMAGE_FORM,
+                    },
+                }
+            },
+        },
+    }
+}
+_IMAGES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["images"], "properties": {"images": _IMAGE_FORM}}
+            }
+        },
+    }
+}
+
+
+def _invalid(exc: ValidationError, prefix: str) -> ApiError:
+    details = [
+        ErrorDetail(field=".".join([prefix, *(str(p) for p in e["loc"])]), message=e["msg"])
+        for e in exc.errors()
+    ]
+    return ApiError(
+        400, "invalid_request", "; ".join(f"{d.field}: {d.message}" for d in details[:3]), details
+    )
+
+
+async def _read_images(form: Any, settings: Settings, already: int = 0) -> list[tuple[CheckedImage, bytes]]:
+    """Every uploaded file checked before anything is created: a 400 names the bad one."""
+    files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
+    if len(form.getlist("images")) != len(files):
+        raise ApiError(400, "invalid_request", "`images` must be files")
+    checked = []
+    for upload in files:
+        data = await upload.read(images.MAX_BYTES + 1)
+        try:
+            checked.append(
+                (
+                    images.inspect_image(upload.filename or "image", data, min_side=settings.min_image_side),
+                    data,
+                )
+            )
+        except ImageRejected as exc:
+            raise ApiError(400, "invalid_image", str(exc)) from exc
+    try:
+        images.check_dataset([c for c, _ in checked], already=already)
+    except DatasetRejected as exc:
+        raise ApiError(400, "invalid_image", str(exc)) from exc
+    return checked
+
+
+async def _form(request: Request) -> Any:
+    try:
+        return await request.form(
+            max_files=images.MAX_IMAGES + 1, max_fields=20, max_part_size=images.MAX_BYTES + 1
+        )
+    except (MultiPartException, ValueError) as exc:
+        raise ApiError(400, "invalid_request", f"malformed multipart body: {exc}") from exc
+
+
+async def _start(
+    temporal: TemporalConnector,
+    pool: Any,
+    settings: Settings,
+    lora_id: str,
+    user_id: str,
+    keys: list[str],
+    params: dict[str, Any],
+) -> bool:
+    try:
+        client = await temporal.client()
+        return await trainings.start_training(
+            client, pool, settings, lora_id=lora_id, user_id=user_id, image_keys=keys, params=params
+        )
+    except (TemporalUnavailable, RPCError) as exc:
+        # Nothing may stay pending with no training behind it: fail it (it frees the name and
+        # does not count toward the limit) and say so.
+        await trainings.mark_failed(pool, lora_id, "training could not be started; please try again")
+        raise ApiError(503, "unavailable", f"training could not be started: {exc}") from exc
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CreateLoraResponse,
-    summary="Create a LoRA (it starts pending)",
-    responses=responses(400, 401, 409, 429),
+    summary="Create a LoRA; with 3-10 images (multipart) its training starts",
+    responses=responses(400, 401, 409, 413, 415, 429, 503),
+    openapi_extra=_CREATE_BODY,
 )
 async def create_lora_model(
-    body: CreateLoraRequest, caller: CallerDep, pool: PoolDep, response: Response
+    request: Request,
+    caller: CallerDep,
+    pool: PoolDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    temporal: TemporalDep,
+    response: Response,
 ) -> CreateLoraResponse:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    uploads: list[tuple[CheckedImage, bytes]] = []
+    if content_type == "multipart/form-data":
+        form = await _form(request)
+        fields = {k: form.get(k) for k in ("name", "description") if isinstance(form.get(k), str)}
+        raw_params = form.get("training_params")
+        try:
+            if isinstance(raw_params, str) and raw_params.strip():
+                fields["training_params"] = json.loads(raw_params)
+            body = CreateLoraRequest.model_validate(fields)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_request", f"body.training_params: not JSON ({exc.msg})") from exc
+        except ValidationError as exc:
+            raise _invalid(exc, "body") from exc
+        uploads = await _read_images(form, settings)
+        if len(uploads) < images.MIN_IMAGES:
+            raise ApiError(
+                400,
+                "invalid_image",
+                f"{len(uploads)} image(s) is too few; a LoRA needs at least {images.MIN_IMAGES}",
+            )
+    elif content_type in ("application/json", ""):
+        try:
+            body = CreateLoraRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise _invalid(exc, "body") from exc
+    else:
+        raise ApiError(
+            415, "unsupported_media_type", "send application/json, or multipart/form-data with images"
+        )
+
+    params = trainings.resolve_params(settings, body.training_params)
     try:
         async with as_caller(pool, caller) as conn:
             row = await library.create_lora(
-                conn, caller, NewLora(name=body.name, description=body.description)
+                conn,
+                caller,
+                NewLora(
+                    name=body.name, description=body.description, trigger_word=params.get("trigger_word")
+                ),
             )
     except DuplicateName as exc:
         raise ApiError(409, "duplicate_name", str(exc)) from exc
     except MonthlyLimitReached as exc:
         raise ApiError(429, "monthly_limit_reached", str(exc)) from exc
-    log.info("lora_created", lora_id=str(row["id"]), user_id=caller.user_id)
-    response.headers["Location"] = f"/api/v1/lora-models/{row['id']}"
-    return CreateLoraResponse(
-        lora_id=row["id"],
-        status=row["training_status"],
-        message="LoRA created; it trains once its character images are provided.",
+    lora_id = str(row["id"])
+    log.info("lora_created", lora_id=lora_id, user_id=caller.user_id, images=len(uploads))
+    response.headers["Location"] = f"/api/v1/lora-models/{lora_id}"
+    message = (
+        "LoRA created; upload 3-10 character images to POST /api/v1/lora-models/{id}/images to train it."
     )
+    if uploads:
+        keys = trainings.store_uploads(storage, caller.user_id, lora_id, uploads, 0)
+        keys = await trainings.record_uploads(pool, lora_id, keys, [storage.url(k) for k in keys])
+        await _start(temporal, pool, settings, lora_id, caller.user_id, keys, params)
+        message = "LoRA created; training has started."
+    return CreateLoraResponse(lora_id=row["id"], status=row["training_status"], message=message)
+
+
+async def _own_lora(pool: Any, caller: Caller, lora_id: uuid.UUID) -> dict[str, Any]:
+    try:
+        async with as_caller(pool, caller) as conn:
+            row = await library.get_lora(conn, lora_id)
+    except LoraNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    if str(row["user_id"]) != caller.user_id:
+        raise ApiError(403, "forbidden", "only the LoRA's creator can do this")
+    return row
+
+
+@router.post(
+    "/{lora_id}/images",
+    response_model=UploadResponse,
+    summary="Add character images to a pending LoRA; with 3 or more its training starts",
+    responses=responses(400, 401, 403, 404, 409, 413, 415, 503),
+    openapi_extra=_IMAGES_BODY,
+)
+async def add_images(
+    lora_id: uuid.UUID,
+    request: Request,
+    caller: CallerDep,
+    pool: PoolDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    temporal: TemporalDep,
+) -> UploadResponse:
+    row = await _own_lora(pool, caller, lora_id)
+    if row["training_status"] != "pending" or (row["training_params"] or {}).get("started"):
+        raise ApiError(
+            409, "conflict", f"the LoRA is {row['training_status']}; images can only be added while pending"
+        )
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with `images` files")
+    form = await _form(request)
+    existing = list((row["training_params"] or {}).get("image_keys", []))
+    uploads = await _read_images(form, settings, already=len(existing))
+    if not uploads:
+        raise ApiError(400, "invalid_image", "no images in the request")
+    keys = trainings.store_uploads(storage, caller.user_id, str(lora_id), uploads, len(existing))
+    keys = await trainings.record_uploads(pool, str(lora_id), keys, [storage.url(k) for k in keys])
+    started = False
+    if len(keys) >= images.MIN_IMAGES:
+        params = {
+            k: v for k, v in (row["training_params"] or {}).items() if k not in ("image_keys", "started")
+        }
+        params = params or trainings.resolve_params(settings, None)
+        started = await _start(temporal, pool, settings, str(lora_id), caller.user_id, keys, params)
+    return UploadResponse(lora_id=lora_id, images=len(keys), training_started=started, status="pending")
+
+
+@router.post(
+    "/{lora_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=LoraStatus,
+    summary="Cancel a training (creator only); it ends failed with reason `cancelled`",
+    responses=responses(400, 401, 403, 404, 409, 503),
+)
+async def cancel_lora_training(
+    lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep, temporal: TemporalDep
+) -> LoraStatus:
+    row = await _own_lora(pool, caller, lora_id)
+    if row["training_status"] in ("completed", "failed"):
+        raise ApiError(409, "conflict", f"the LoRA is already {row['training_status']}")
+    try:
+        client = await temporal.client()
+    except TemporalUnavailable as exc:
+        raise ApiError(503, "unavailable", str(exc)) from exc
+    if not await trainings.cancel_training(client, str(lora_id)):
+        await trainings.mark_failed(pool, str(lora_id), "cancelled")
+    return await get_lora_status(lora_id, caller, pool, temporal)
 
 
 @router.get(
@@ -120,12 +354,31 @@ async def get_lora_model(lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep) -
     summary="Training status, for polling",
     responses=responses(400, 401, 404),
 )
-async def get_lora_status(lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep) -> LoraStatus:
+async def get_lora_status(
+    lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep, temporal: TemporalDep
+) -> LoraStatus:
     try:
         async with as_caller(pool, caller) as conn:
             row = await library.get_training_status(conn, lora_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
+    if row["training_status"] in ("training", "validating", "pending"):
+        live = None
+        with contextlib.suppress(TemporalUnavailable):  # then the database's record answers
+            live = await trainings.live_progress(await temporal.client(), str(lora_id))
+        if live is not None and live.status != "pending":
+            return LoraStatus(
+                id=lora_id,
+                training_status=live.status,  # type: ignore[arg-type]
+                phase=live.phase,
+                step=live.step,
+                total_steps=live.total_steps,
+                loss=live.loss,
+                progress=live.progress,
+                estimated_remaining=None if live.eta_s is None else round(live.eta_s),
+                error_message=live.error,
+                source="workflow",
+            )
     progress = 100 if row["training_status"] == "completed" else int(row["training_progress"] or 0)
     return LoraStatus(
         id=row["id"],

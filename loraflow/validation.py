@@ -1,0 +1,126 @@
+"""Does the LoRA show the character? Generate with the base model and with base + LoRA, same
+prompt and seed, and compare each with the character's reference images.
+
+The score is an image similarity that needs no weights: 1 - mean absolute pixel difference to
+the closest reference, where the references are first passed through the same VAE (so both
+sides went through the same decoder). An image "shows the character" when the LoRA's image is
+closer to the references than the base model's image for the same prompt and seed, by at least
+``MARGIN``. For full-size models an image-embedding model (CLIP, DINOv2) is the better judge;
+it slots in here where its weights are at hand.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+from functools import lru_cache
+from typing import Any
+
+from loraflow.storage import Storage
+from loraflow.training_types import ValidationRequest, ValidationScore
+
+MARGIN = 0.003
+PROMPTS = (
+    "a photo of {trigger} character",
+    "{trigger} character standing in a park",
+    "portrait of {trigger} character, smiling",
+)
+_lock = threading.Lock()  # one pipeline, used by one validation at a time per worker process
+_base_model_path: str | None = None
+
+
+def configure(base_model_path: str) -> None:
+    global _base_model_path
+    _base_model_path = base_model_path
+
+
+@lru_cache(maxsize=1)
+def _pipeline(path: str) -> Any:
+    import warnings
+
+    import diffusers
+    import transformers
+    from diffusers import StableDiffusionXLPipeline
+
+    # Progress bars and "no LoRA keys for the text encoders" notices are noise in a worker's log.
+    for library in (diffusers, transformers):
+        library.utils.logging.set_verbosity_error()
+        library.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="peft")
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(path)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _to_array(pipe: Any, data: bytes, size: int) -> Any:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        r = pipe.vae.decode(pipe.vae.encode(x.to(pipe.vae.dtype)).latent_dist.mean).sample
+    return ((r[0].permute(1, 2, 0).float().numpy() + 1) / 2).clip(0, 1)
+
+
+def similarity(image: Any, references: list[Any]) -> float:
+    import numpy as np
+
+    return float(max(1 - np.abs(image - r).mean() for r in references))
+
+
+def score_one(request: ValidationRequest, storage: Storage) -> ValidationScore:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if _base_model_path is None:
+        raise RuntimeError("validation.configure(base_model_path) was not called")
+    with _lock:
+        pipe = _pipeline(_base_model_path)
+        size = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+        references = [_to_array(pipe, b"".join(storage.get(k)), size) for k in request.reference_keys]
+
+        def generate() -> Any:
+            return pipe(
+                request.prompt,
+                num_inference_steps=20,
+                height=size,
+                width=size,
+                guidance_scale=1.0,
+                generator=torch.Generator().manual_seed(request.seed),
+                output_type="np",
+            ).images[0]
+
+        base_image = generate()
+        with tempfile.TemporaryDirectory() as tmp:
+            # Through a file, so that diffusers reads the adapter metadata (alpha) too.
+            path = f"{tmp}/lora.safetensors"
+            with open(path, "wb") as f:
+                for chunk in storage.get(request.lora_key):
+                    f.write(chunk)
+            pipe.load_lora_weights(path, adapter_name="validation")
+        try:
+            lora_image = generate()
+        finally:
+            pipe.unload_lora_weights()
+
+    lora_sim, base_sim = similarity(lora_image, references), similarity(base_image, references)
+    png = io.BytesIO()
+    Image.fromarray((lora_image * 255).round().astype(np.uint8)).save(png, format="PNG")
+    key = f"lora-validation/{request.lora_id}/{request.index}.png"
+    storage.delete(key)  # a retry regenerates the same image; validation images are not archival
+    storage.put(key, [png.getvalue()])
+    return ValidationScore(
+        index=request.index,
+        prompt=request.prompt,
+        image_key=key,
+        image_url=storage.url(key),
+        lora_similarity=round(lora_sim, 5),
+        base_similarity=round(base_sim, 5),
+        shows_character=lora_sim > base_sim + MARGIN,
+    )

@@ -1,0 +1,161 @@
+"""Training through the HTTP API: uploads checked before anything exists, idempotent starts,
+live status from the workflow, cancellation, and the whole path to a completed LoRA."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from loraflow.compute.local import LocalProvider
+from loraflow.settings import Settings
+from tests.conftest import User
+from tests.workflows.test_train_lora import character_png
+
+
+def _files(*images: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("images", (name, data, "application/octet-stream")) for name, data in images]
+
+
+def _good(n: int) -> list[tuple[str, bytes]]:
+    return [(f"char{i}.png", character_png(i)) for i in range(n)]
+
+
+async def _names(http: httpx.AsyncClient, user: User, name: str) -> int:
+    r = await http.get("/api/v1/lora-models", params={"search": name}, headers=user.headers)
+    return r.json()["pagination"]["total"]
+
+
+async def _wait_status(
+    http: httpx.AsyncClient,
+    user: User,
+    lora_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 420,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/api/v1/lora-models/{lora_id}/status", headers=user.headers)).json()
+        seen.append(body)
+        if done(body):
+            return body, seen
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"status never matched; last: {seen[-1]}")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (("notes.png", b"these are my notes"), "notes.png: not an image"),
+        (("tiny.png", character_png(0)[:300]), "tiny.png: the image is damaged or truncated"),
+        (("bomb.png", None), "bomb.png: 8000x8000 pixels is too many"),
+        (("small.png", None), "small.png: 100x100 is too small"),
+    ],
+)
+async def test_a_bad_image_is_a_400_naming_it_and_nothing_is_created(
+    http: httpx.AsyncClient, make_user: Callable[[], User], extra: tuple[str, bytes | None], reason: str
+) -> None:
+    name, data = extra
+    if data is None:
+        size = 8000 if name == "bomb.png" else 100
+        out = io.BytesIO()
+        Image.new("1" if size == 8000 else "RGB", (size, size)).save(out, format="PNG")
+        data = out.getvalue()
+    user = make_user()
+    r = await http.post(
+        "/api/v1/lora-models",
+        data={"name": f"Bad upload {name}"},
+        files=_files(*_good(3), (name, data)),
+        headers=user.headers,
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "invalid_image" and reason in error["message"]
+    assert await _names(http, user, f"Bad upload {name}") == 0
+
+
+@pytest.mark.parametrize(("count", "reason"), [(2, "too few"), (11, "too many")])
+async def test_too_few_or_too_many_images(
+    http: httpx.AsyncClient, make_user: Callable[[], User], count: int, reason: str
+) -> None:
+    user = make_user()
+    images = [(f"c{i}.png", character_png(i % 10) + bytes([i])) for i in range(count)]
+    r = await http.post(
+        "/api/v1/lora-models", data={"name": "Count"}, files=_files(*images), headers=user.headers
+    )
+    assert r.status_code == 400 and reason in r.json()["error"]["message"]
+    assert await _names(http, user, "Count") == 0
+
+
+async def test_images_in_steps_start_training_once_and_then_freeze(
+    http: httpx.AsyncClient, make_user: Callable[[], User], worker: Settings
+) -> None:
+    owner, stranger = make_user(), make_user()
+    r = await http.post("/api/v1/lora-models", json={"name": "Stepwise"}, headers=owner.headers)
+    lora_id = r.json()["lora_id"]
+    url = f"/api/v1/lora-models/{lora_id}/images"
+    assert (await http.post(url, files=_files(*_good(2)), headers=stranger.headers)).status_code == 403
+    r = await http.post(url, files=_files(*_good(2)), headers=owner.headers)
+    assert r.status_code == 200 and r.json() == {
+        "lora_id": lora_id, "images": 2, "training_started": False, "status": "pending",
+    }  # fmt: skip
+    r = await http.post(url, files=_files(("third.png", character_png(5))), headers=owner.headers)
+    assert r.json()["training_started"] is True and r.json()["images"] == 3
+    # A retried upload after the start is refused: the dataset is frozen, no second training.
+    r = await http.post(url, files=_files(("third.png", character_png(5))), headers=owner.headers)
+    assert r.status_code == 409
+    detail = (await http.get(f"/api/v1/lora-models/{lora_id}", headers=owner.headers)).json()
+    assert [u.rsplit("/", 1)[1] for u in detail["reference_image_urls"]] == ["0.png", "1.png", "2.png"]
+    assert f"lora-training-images/{owner.id}/{lora_id}/uploaded/0.png" in detail["reference_image_urls"][0]
+
+    # Cancel it: the owner only; it ends failed with reason "cancelled", its pod gone.
+    cancel = f"/api/v1/lora-models/{lora_id}/cancel"
+    assert (await http.post(cancel, headers=stranger.headers)).status_code == 403
+    await _wait_status(http, owner, lora_id, lambda s: s.get("phase") == "training")
+    assert (await http.post(cancel, headers=owner.headers)).status_code == 202
+    final, _ = await _wait_status(
+        http, owner, lora_id, lambda s: s["training_status"] == "failed", timeout=120
+    )
+    assert final["error_message"] == "cancelled" and final["source"] == "database"
+    assert LocalProvider(worker.data_dir, base_model="unused").list_pods() == []
+    assert (await http.post(cancel, headers=owner.headers)).status_code == 409
+
+
+async def test_from_upload_to_a_completed_lora(
+    http: httpx.AsyncClient, make_user: Callable[[], User], worker: Settings
+) -> None:
+    user = make_user()
+    r = await http.post(
+        "/api/v1/lora-models",
+        data={
+            "name": "Red shirt",
+            "description": "drawn by the tests",
+            "training_params": '{"trigger_word": "zxq"}',
+        },
+        files=_files(*_good(4)),
+        headers=user.headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["message"] == "LoRA created; training has started."
+    lora_id = r.json()["lora_id"]
+    final, seen = await _wait_status(
+        http, user, lora_id, lambda s: s["training_status"] in ("completed", "failed")
+    )
+    assert final["training_status"] == "completed", final
+    assert final["progress"] == 100
+    live = [s for s in seen if s["source"] == "workflow"]
+    assert live and any(s["phase"] == "training" and s["total_steps"] for s in live)
+    assert all(0 <= s["progress"] <= 100 for s in seen)
+
+    detail = (await http.get(f"/api/v1/lora-models/{lora_id}", headers=user.headers)).json()
+    assert detail["validation_passed"] is True and len(detail["validation_image_urls"]) == 3
+    assert detail["trigger_word"] == "zxq" and detail["training_params"]["trigger_word"] == "zxq"
+    assert detail["file_size"] > 0 and len(detail["sha256"]) == 64
+    assert detail["storage_url"].endswith(f"{detail['sha256']}.safetensors")

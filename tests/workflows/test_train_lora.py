@@ -1,0 +1,124 @@
+"""TrainLoraWorkflow end to end on the real dev server: worker → local pod agent → trainer →
+storage → validation, on the tiny model."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from loraflow import library
+from loraflow.compute import PodStatus
+from loraflow.compute.local import LocalProvider
+from loraflow.db import Caller, as_caller
+from loraflow.demo import draw_character
+from loraflow.settings import Settings
+from loraflow.storage.local import LocalStorage
+from loraflow.training_types import TrainingOutcome, TrainingProgress, TrainLoraInput
+from training_scripts.tiny_model import TINY_TRAINING_PARAMS
+from workflows.train_lora import workflow_id_for
+
+
+def character_png(i: int) -> bytes:
+    return draw_character(i)
+
+
+@pytest.fixture
+def worker_settings(worker: Settings) -> Settings:
+    return worker
+
+
+async def _new_lora(pool: AsyncConnectionPool) -> tuple[str, str]:
+    uid = str(uuid.uuid4())
+    caller = Caller(uid, f"{uid[:8]}@example.com", "authenticated", {"sub": uid, "role": "authenticated"})
+    async with as_caller(pool, caller) as conn:
+        row = await library.create_lora(conn, caller, library.NewLora(name="Red shirt"))
+    return uid, str(row["id"])
+
+
+def _upload(settings: Settings, user_id: str, lora_id: str, n: int = 4) -> list[str]:
+    storage = LocalStorage(Path(settings.data_dir) / "storage")
+    keys = [f"lora-training-images/{user_id}/{lora_id}/uploaded/{i}.png" for i in range(n)]
+    for i, key in enumerate(keys):
+        storage.put(key, [character_png(i)])
+    return keys
+
+
+async def test_trains_stores_validates_and_cleans_up(
+    worker_settings: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
+) -> None:
+    user_id, lora_id = await _new_lora(pool)
+    keys = _upload(worker_settings, user_id, lora_id)
+    client = temporal_env.client
+    outcome = await client.execute_workflow(
+        "TrainLoraWorkflow",
+        TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
+        id=workflow_id_for(lora_id),
+        task_queue=worker_settings.task_queue,
+        result_type=TrainingOutcome,
+    )
+    assert outcome.status == "completed", outcome
+    assert len(outcome.scores) == 3 and sum(s.shows_character for s in outcome.scores) >= 2
+    assert outcome.stored is not None
+    storage = LocalStorage(Path(worker_settings.data_dir) / "storage")
+    assert storage.stat(outcome.stored.key).sha256 == outcome.stored.sha256
+    assert outcome.stored.key == f"lora-models/{lora_id}/{outcome.stored.sha256}.safetensors"
+
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute(
+            "SELECT training_status, validation_passed, sha256, file_size, storage_path, "
+            "cardinality(validation_image_urls), completed_at IS NOT NULL FROM lora_models WHERE id = %s",
+            [lora_id],
+        ).fetchone()
+        job = conn.execute(
+            "SELECT runpod_pod_id, training_progress FROM lora_training_jobs WHERE lora_model_id = %s",
+            [lora_id],
+        ).fetchall()
+    assert row == ("completed", True, outcome.stored.sha256, outcome.stored.size, outcome.stored.key, 3, True)
+    assert len(job) == 1 and job[0][0] and job[0][1] == 100
+
+    provider = LocalProvider(Path(worker_settings.data_dir), base_model="unused")
+    assert provider.describe(job[0][0]).status == PodStatus.terminated
+    assert provider.list_pods() == []
+
+    handle = client.get_workflow_handle(workflow_id_for(lora_id))
+    progress = await handle.query("progress", result_type=TrainingProgress)
+    assert (progress.status, progress.progress, progress.step) == (
+        "completed",
+        100,
+        TINY_TRAINING_PARAMS["steps"],
+    )
+
+
+async def test_bad_images_fail_without_a_pod(
+    worker_settings: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
+) -> None:
+    user_id, lora_id = await _new_lora(pool)
+    keys = _upload(worker_settings, user_id, lora_id, n=3)
+    storage = LocalStorage(Path(worker_settings.data_dir) / "storage")
+    bad = f"lora-training-images/{user_id}/{lora_id}/uploaded/3.png"
+    storage.put(bad, [b"definitely not a png"])
+    outcome = await temporal_env.client.execute_workflow(
+        "TrainLoraWorkflow",
+        TrainLoraInput(
+            lora_id=lora_id, user_id=user_id, image_keys=[*keys, bad], params=TINY_TRAINING_PARAMS
+        ),
+        id=workflow_id_for(lora_id),
+        task_queue=worker_settings.task_queue,
+        result_type=TrainingOutcome,
+    )
+    assert outcome.status == "failed"
+    assert "3.png" in (outcome.error or "") and "not an image" in (outcome.error or "")
+    with psycopg.connect(pg_dsn) as conn:
+        status, error = conn.execute(
+            "SELECT training_status, error_message FROM lora_models WHERE id = %s", [lora_id]
+        ).fetchone()
+        pods = conn.execute(
+            "SELECT count(*) FROM lora_training_jobs WHERE lora_model_id = %s", [lora_id]
+        ).fetchone()
+    assert status == "failed" and "not an image" in error
+    assert pods == (0,)  # bad data is caught before any pod is paid for

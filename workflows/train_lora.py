@@ -1,0 +1,270 @@
+"""TrainLoraWorkflow (id ``lora-train-{lora_id}``): one LoRA, from images to a validated file.
+
+prepare dataset → create pod → wait until its agent answers → upload images → run training →
+poll (long polls: the end is seen at once) → download → **cleanup, always** → store →
+validate (3 in parallel) → record completed or failed.
+
+Deterministic: no I/O here. Live progress is held in the workflow (query ``progress``),
+mirrored to the database by the poll activity, and shown in the Temporal Web UI through the
+``LoraStatus``/``LoraProgress`` search attributes and the workflow's current details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.records import StatusChange
+    from loraflow.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
+    from loraflow.training_types import (
+        AgentProgress,
+        PodRef,
+        StagedArtifact,
+        StoredLora,
+        TrainingOutcome,
+        TrainingProgress,
+        TrainLoraInput,
+        ValidationRequest,
+        ValidationScore,
+    )
+    from loraflow.validation import PROMPTS
+
+_QUICK = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+)
+#: Cleanup is retried until the provider confirms the pod is gone: a leaked pod bills forever.
+_FOREVER = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+POLL_WAIT_S = 10.0
+
+
+def workflow_id_for(lora_id: str) -> str:
+    return f"lora-train-{lora_id}"
+
+
+@workflow.defn(name="TrainLoraWorkflow")
+class TrainLoraWorkflow:
+    def __init__(self) -> None:
+        self._progress = TrainingProgress()
+        self._price = 0.0  # USD per pod-hour, known once a pod exists
+
+    @workflow.query(name="progress")
+    def progress(self) -> TrainingProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: TrainLoraInput) -> TrainingOutcome:
+        workflow.upsert_search_attributes(
+            [LORA_ID.value_set(request.lora_id), LORA_USER_ID.value_set(request.user_id or "")]
+        )
+        outcome = TrainingOutcome(lora_id=request.lora_id, status="failed")
+        pod: PodRef | None = None
+        try:
+            await self._status(request.lora_id, "training", "preparing")
+            dataset = await workflow.execute_activity(
+                "prepare_dataset",
+                args=[request.lora_id, request.image_keys],
+                result_type=list[str],
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=_QUICK,
+            )
+
+            self._set(phase="creating_pod")
+            pod = await workflow.execute_activity(
+                "create_pod",
+                args=[request.lora_id, workflow.info().workflow_id],
+                result_type=PodRef,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=_QUICK,
+            )
+            self._set(pod_id=pod.pod_id, phase="starting_pod")
+            await workflow.execute_activity(
+                "wait_pod_ready",
+                pod,
+                start_to_close_timeout=timedelta(minutes=20),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=_QUICK,
+            )
+
+            self._set(phase="uploading")
+            await workflow.execute_activity(
+                "upload_images",
+                args=[pod, dataset],
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=_QUICK,
+            )
+            await workflow.execute_activity(
+                "run_training",
+                args=[pod, workflow.info().workflow_id, request.params],
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=_QUICK,
+            )
+
+            self._set(phase="training")
+            finished = await self._follow_training(pod)
+            if finished.state != "succeeded" or not finished.sha256:
+                raise ApplicationError(
+                    f"training failed: {finished.error or finished.state}", non_retryable=True
+                )
+
+            self._set(phase="downloading")
+            staged = await workflow.execute_activity(
+                "download_artifact",
+                args=[request.lora_id, pod, finished.sha256],
+                result_type=StagedArtifact,
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=_QUICK,
+            )
+            outcome.pod_seconds = await self._cleanup(pod)
+            pod = None
+
+            self._set(phase="storing")
+            trigger = str(request.params.get("trigger_word", "ohwx"))
+            stored = await workflow.execute_activity(
+                "store_lora",
+                args=[request.lora_id, staged, trigger],
+                result_type=StoredLora,
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=_QUICK,
+            )
+            outcome.stored = stored
+
+            await self._status(request.lora_id, "validating", "validating")
+            outcome.scores = await self._validate(request, stored, dataset, trigger)
+            generated = len(outcome.scores) == len(PROMPTS)
+            shown = sum(s.shows_character for s in outcome.scores)
+            if generated and shown >= 2:
+                outcome.status = "completed"
+            else:
+                outcome.error = (
+                    f"validation failed: {shown} of {len(PROMPTS)} validation images show the character "
+                    "(at least 2 must). Try more, or more varied, character images."
+                )
+        except (ActivityError, ApplicationError) as exc:
+            outcome.error = _reason(exc)
+        except asyncio.CancelledError:
+            outcome.error = "cancelled"
+        finally:
+            if pod is not None:
+                # Shielded: a second cancellation must not stop a cleanup that is running.
+                outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(pod)))
+            outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
+        return await self._finish(outcome)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _follow_training(self, pod: PodRef) -> AgentProgress:
+        version = -1
+        while True:
+            progress = await workflow.execute_activity(
+                "poll_training",
+                args=[workflow.info().workflow_id, pod, version, POLL_WAIT_S],
+                result_type=AgentProgress,
+                start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
+                retry_policy=_QUICK,
+            )
+            version = progress.version
+            percent = int(100 * progress.step / progress.total_steps) if progress.total_steps else 0
+            self._set(
+                step=progress.step,
+                total_steps=progress.total_steps,
+                loss=progress.loss,
+                eta_s=progress.eta_s,
+                progress=min(percent, 100),
+            )
+            if progress.state in ("succeeded", "failed"):
+                return progress
+
+    async def _cleanup(self, pod: PodRef) -> float:
+        self._price = pod.price_per_hour
+        self._set(phase="cleaning_up")
+        return await workflow.execute_activity(
+            "cleanup_pod",
+            pod,
+            result_type=float,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_FOREVER,
+        )
+
+    async def _validate(
+        self, request: TrainLoraInput, stored: StoredLora, dataset: list[str], trigger: str
+    ) -> list[ValidationScore]:
+        requests = [
+            ValidationRequest(
+                request.lora_id, i, prompt.format(trigger=trigger), 1000 + i, stored.key, dataset
+            )
+            for i, prompt in enumerate(PROMPTS)
+        ]
+        results = await asyncio.gather(
+            *[
+                workflow.execute_activity(
+                    "validate_image",
+                    r,
+                    result_type=ValidationScore,
+                    start_to_close_timeout=timedelta(minutes=15),
+                    heartbeat_timeout=timedelta(minutes=5),
+                    retry_policy=_QUICK,
+                )
+                for r in requests
+            ],
+            return_exceptions=True,
+        )
+        return [r for r in results if isinstance(r, ValidationScore)]
+
+    async def _finish(self, outcome: TrainingOutcome) -> TrainingOutcome:
+        await workflow.execute_activity(
+            "record_outcome",
+            args=[workflow.info().workflow_id, outcome],
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=_FOREVER,
+        )
+        self._set(
+            status=outcome.status,
+            phase=outcome.status,
+            error=outcome.error,
+            progress=100 if outcome.status == "completed" else self._progress.progress,
+        )
+        return outcome
+
+    async def _status(self, lora_id: str, status: str, phase: str) -> None:
+        await workflow.execute_activity(
+            "record_status",
+            StatusChange(lora_id, status),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+        )
+        self._set(status=status, phase=phase)
+
+    def _set(self, **changes: object) -> None:
+        self._progress = replace(self._progress, **changes)
+        p = self._progress
+        workflow.upsert_search_attributes(
+            [LORA_STATUS.value_set(p.status), LORA_PROGRESS.value_set(p.progress)]
+        )
+        detail = f"**{p.status}** · {p.phase}"
+        if p.total_steps:
+            detail += f" · step {p.step}/{p.total_steps} ({p.progress}%)"
+            if p.loss is not None:
+                detail += f" · loss {p.loss:.4f}"
+            if p.eta_s:
+                detail += f" · ETA {int(p.eta_s)} s"
+        if p.error:
+            detail += f" · {p.error}"
+        workflow.set_current_details(detail)
+
+
+def _reason(exc: BaseException) -> str:
+    """The message a user can act on: the activity's own ApplicationError, not Temporal's
+    wrapping around it nor the library error beneath it."""
+    while isinstance(exc, ActivityError) and exc.cause is not None:
+        exc = exc.cause
+    if isinstance(exc, CancelledError):
+        return "cancelled"
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
