@@ -152,6 +152,7 @@ class TrainingActivities:
     def poll_training(self, workflow_id: str, pod: PodRef, after: int, wait_s: float) -> AgentProgress:
         """One long poll: answers as soon as training ends, or after ``wait_s`` with the latest
         progress, which it also mirrors to lora_training_jobs."""
+        activity.heartbeat(after)  # a worker that dies mid-poll is noticed by its heartbeat timeout
         with _agent(pod) as agent:
             r = agent.get(
                 "/progress",

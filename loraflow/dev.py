@@ -19,7 +19,7 @@ from typing import Any
 from loraflow import embedded
 from loraflow.db import migrate
 from loraflow.logging import get_logger
-from loraflow.settings import Settings
+from loraflow.settings import Settings, settings_env
 
 log = get_logger(__name__)
 
@@ -82,10 +82,12 @@ class DevStack:
         log.info("temporal_started", address=address, ui=self.ui_url)
 
         env = embedded.child_env(
-            DATABASE_URL=self.database_url,
-            TEMPORAL_ADDRESS=address,
-            LORAFLOW_DATA_DIR=str(self.data_dir),
-            LORAFLOW_LOCAL_STACK="1",
+            **{
+                **settings_env(self.settings),
+                "DATABASE_URL": self.database_url,
+                "TEMPORAL_ADDRESS": address,
+                "LORAFLOW_DATA_DIR": str(self.data_dir),
+            }
         )
         for name in ("worker", "api"):
             self._children[name] = subprocess.Popen(

@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process's Settings() equal to ``settings``."""
+    env = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        choices = getattr(field.validation_alias, "choices", None)
+        key = str(choices[0]) if choices else f"LORAFLOW_{name.upper()}"
+        env[key] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

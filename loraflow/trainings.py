@@ -37,7 +37,7 @@ class TrainingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int | None = Field(default=None, ge=50, le=5000, description="Optimizer steps (default 1000).")
+    steps: int | None = Field(default=None, ge=1, le=5000, description="Optimizer steps (default 1000).")
     rank: int | None = Field(default=None, ge=1, le=128, description="LoRA rank (default 16).")
     alpha: int | None = Field(default=None, ge=1, le=256, description="LoRA alpha (default = rank).")
     learning_rate: float | None = Field(default=None, ge=1e-6, le=1e-2, description="Default 1e-4.")
@@ -54,9 +54,9 @@ def resolve_params(settings: Settings, overrides: TrainingParams | None) -> dict
     if settings.base_model == "tiny":
         from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
-        # The tiny model has its own preset; only the trigger word and seed carry over.
+        # The tiny model has its own preset; only the trigger word, seed and steps carry over.
         base = {**PRODUCTION_DEFAULTS, **TINY_TRAINING_PARAMS}
-        allowed = {"trigger_word", "seed"}
+        allowed = {"trigger_word", "seed", "steps"}
     else:
         base = dict(PRODUCTION_DEFAULTS)
         allowed = set(TrainingParams.model_fields)

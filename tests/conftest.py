@@ -114,6 +114,7 @@ async def worker(settings: Settings, temporal_env: WorkflowEnvironment) -> Async
     """A worker in this process, sharing the API's data directory (its storage and pods)."""
     import asyncio
 
+    from loraflow.compute.local import LocalProvider
     from worker import run_worker
 
     stop = asyncio.Event()
@@ -121,6 +122,11 @@ async def worker(settings: Settings, temporal_env: WorkflowEnvironment) -> Async
     yield settings
     stop.set()
     await task
+    # Pods outlive workers by design; a test that failed midway must not leave one training
+    # (and eating the CPU the rest of the suite needs).
+    provider = LocalProvider(Path(settings.data_dir), base_model="unused")
+    for pod in provider.list_pods():
+        provider.terminate(pod.pod_id)
 
 
 @dataclass(frozen=True)

@@ -151,11 +151,13 @@ class TrainLoraWorkflow:
             outcome.error = _reason(exc)
         except asyncio.CancelledError:
             outcome.error = "cancelled"
-        finally:
-            if pod is not None:
-                # Shielded: a second cancellation must not stop a cleanup that is running.
-                outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(pod)))
-            outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
+        # Not a `finally`: when the worker evicts this workflow from its cache the SDK raises a
+        # BaseException through here, and that must pass untouched (the workflow is not ending;
+        # it resumes elsewhere from history). Every way the training really ends is caught above.
+        if pod is not None:
+            # Shielded: a second cancellation must not stop a cleanup that is running.
+            outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(pod)))
+        outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
         return await self._finish(outcome)
 
     # -- steps -----------------------------------------------------------------------------
@@ -168,6 +170,7 @@ class TrainLoraWorkflow:
                 args=[workflow.info().workflow_id, pod, version, POLL_WAIT_S],
                 result_type=AgentProgress,
                 start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
+                heartbeat_timeout=timedelta(seconds=POLL_WAIT_S + 15),
                 retry_policy=_QUICK,
             )
             version = progress.version

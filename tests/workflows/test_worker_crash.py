@@ -1,0 +1,106 @@
+"""Durability for real: the worker process is killed with SIGKILL in the middle of a training
+and started again. No second pod is created, the progress record survives, and the training
+still ends completed with its pod cleaned up."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from loraflow.compute.local import LocalProvider
+from loraflow.embedded import child_env, stop_process
+from loraflow.settings import Settings
+from loraflow.training_types import TrainingOutcome, TrainingProgress, TrainLoraInput
+from tests.workflows.test_train_lora import _new_lora, _upload
+from training_scripts.tiny_model import TINY_TRAINING_PARAMS
+from workflows.train_lora import workflow_id_for
+
+TASK_QUEUE = "loraflow-crash-test"
+
+
+def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = child_env(
+        DATABASE_URL=settings.database_url or "",
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        LORAFLOW_DATA_DIR=str(settings.data_dir),
+        LORAFLOW_TASK_QUEUE=TASK_QUEUE,
+        LORAFLOW_LOG_LEVEL="INFO",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "loraflow.cli", "worker"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def _progress(handle: WorkflowHandle) -> TrainingProgress:
+    return await handle.query("progress", result_type=TrainingProgress)
+
+
+async def _wait_for(handle: WorkflowHandle, check, timeout: float = 300) -> TrainingProgress:
+    async with asyncio.timeout(timeout):
+        while True:
+            progress = await _progress(handle)
+            if check(progress):
+                return progress
+            await asyncio.sleep(0.2)
+
+
+async def test_sigkill_mid_training_then_restart(
+    worker: Settings,  # the session's pod cleanup; this test runs its own worker processes
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
+    pool: AsyncConnectionPool,
+    pg_dsn: str,
+    tmp_path: Path,
+) -> None:
+    user_id, lora_id = await _new_lora(pool)
+    keys = _upload(settings, user_id, lora_id)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(settings, log)
+    handle = await temporal_env.client.start_workflow(
+        "TrainLoraWorkflow",
+        TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
+        id=workflow_id_for(lora_id),
+        task_queue=TASK_QUEUE,
+        result_type=TrainingOutcome,
+    )
+    try:
+        before = await _wait_for(handle, lambda p: p.phase == "training" and p.step > 0)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        with psycopg.connect(pg_dsn) as conn:
+            recorded = conn.execute(
+                "SELECT runpod_pod_id, training_progress FROM lora_training_jobs WHERE lora_model_id = %s",
+                [lora_id],
+            ).fetchall()
+        assert len(recorded) == 1 and recorded[0][0] == before.pod_id  # recorded before the crash
+
+        worker = _start_worker(settings, log)
+        outcome = await asyncio.wait_for(handle.result(), timeout=600)
+        after = await _progress(handle)  # queries need a worker, even on a closed workflow
+    finally:
+        stop_process(worker)
+
+    assert outcome.status == "completed", outcome
+    assert after.pod_id == before.pod_id and after.step == TINY_TRAINING_PARAMS["steps"]
+    provider = LocalProvider(Path(settings.data_dir), base_model="unused")
+    pods = sorted((Path(settings.data_dir) / "pods").glob(f"lf-{workflow_id_for(lora_id)}*.json"))
+    assert len(pods) == 1  # one pod for this training, ever
+    assert provider.describe(before.pod_id).status == "terminated"
+    with psycopg.connect(pg_dsn) as conn:
+        jobs = conn.execute(
+            "SELECT runpod_pod_id, training_progress FROM lora_training_jobs WHERE lora_model_id = %s",
+            [lora_id],
+        ).fetchall()
+        status = conn.execute("SELECT training_status FROM lora_models WHERE id = %s", [lora_id]).fetchone()
+    assert jobs == [(before.pod_id, 100)] and status == ("completed",)
