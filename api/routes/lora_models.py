@@ -39,8 +39,6 @@ from loraflow.temporal import TemporalConnector, TemporalUnavailable
 log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])
 
-LoraId = Annotated[uuid.UUID, "LoRA id"]
-
 
 def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -154,6 +152,10 @@ async def _read_images(form: Any, settings: Settings, already: int = 0) -> list[
     return checked
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def _form(request: Request) -> Any:
     try:
         return await request.form(
@@ -201,7 +203,7 @@ async def create_lora_model(
     temporal: TemporalDep,
     response: Response,
 ) -> CreateLoraResponse:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _media_type(request)
     uploads: list[tuple[CheckedImage, bytes]] = []
     if content_type == "multipart/form-data":
         form = await _form(request)
@@ -292,7 +294,7 @@ async def add_images(
         raise ApiError(
             409, "conflict", f"the LoRA is {row['training_status']}; images can only be added while pending"
         )
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+    if _media_type(request) != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with `images` files")
     form = await _form(request)
     existing = list((row["training_params"] or {}).get("image_keys", []))
