@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from loraflow.db import create_pool
 from loraflow.logging import configure_logging, get_logger
+from loraflow.schedules import ensure_schedules
 from loraflow.settings import Settings, get_settings
 from workflows import WORKFLOWS
 
@@ -38,6 +39,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             activities=build_activities(settings, pool),
             activity_executor=executor,
         )
+        await ensure_schedules(client, settings)
         log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address)
         async with worker:
             await stop.wait()

@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from activities.maintenance import MaintenanceActivities
 from activities.records import RecordActivities
 from activities.training import TrainingActivities
 from loraflow.settings import Settings
@@ -30,15 +31,17 @@ def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Call
     if settings.compute_provider != "local":
         raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local)")
     base_model = resolve_base_model(settings)
+    storage = LocalStorage(Path(settings.data_dir) / "storage")
     validation.configure(base_model)
     training = TrainingActivities(
         dsn=settings.database_url or "",
-        storage=LocalStorage(Path(settings.data_dir) / "storage"),
+        storage=storage,
         provider=LocalProvider(
             Path(settings.data_dir), base_model=base_model, price_per_hour=settings.local_price_per_hour
         ),
         min_image_side=settings.min_image_side,
     )
+    maintenance = MaintenanceActivities(dsn=settings.database_url or "", storage=storage)
     records = RecordActivities(pool)
     return [
         records.record_status,
@@ -53,4 +56,5 @@ def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Call
         training.store_lora,
         training.validate_image,
         training.record_outcome,
+        maintenance.purge_validation_images,
     ]

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
         default=256, ge=64, description="Shortest side a character image may have, px."
     )
 
+    pending_images_timeout_s: float = Field(
+        default=86400,
+        gt=0,
+        description="Seconds a pending LoRA waits for its images before it fails.",
+    )
+    validation_image_days: int = Field(
+        default=30, ge=1, description="Days validation images are kept before the daily purge."
+    )
+
     # --- product rules -------------------------------------------------------------------
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 

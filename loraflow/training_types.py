@@ -14,6 +14,10 @@ class TrainLoraInput:
     image_keys: list[str]  # storage keys of the uploaded character images
     params: dict[str, Any]  # train_lora.TrainConfig options (steps, rank, ...)
     base_model_family: str = "sdxl"
+    #: With fewer than MIN_IMAGES keys the workflow waits this long for an ``add_images`` signal.
+    image_wait_s: float = 86400.0
+    #: A workflow (the video-job orchestrator's) signalled ``lora_finished`` with the outcome.
+    notify_workflow_id: str | None = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from loraflow.db import as_service
-from loraflow.images import CheckedImage
+from loraflow.images import MIN_IMAGES, CheckedImage
 from loraflow.settings import Settings
 from loraflow.storage import Storage
 from loraflow.training_types import TrainingProgress, TrainLoraInput
@@ -78,23 +78,47 @@ def store_uploads(
     return keys
 
 
+class UploadsClosed(Exception):
+    """The LoRA's dataset is frozen (its training started) or it is no longer pending."""
+
+
 async def record_uploads(
     pool: AsyncConnectionPool, lora_id: str, keys: list[str], urls: list[str]
 ) -> list[str]:
-    """Append to the LoRA's reference images; return all its image keys."""
+    """Append to the LoRA's reference images and return all its image keys; once it has
+    MIN_IMAGES the dataset is marked started. Atomic, so of two racing uploads only the ones
+    that arrive before the start are taken (the others get ``UploadsClosed``)."""
     async with as_service(pool) as conn:
         row = await (
             await conn.execute(
                 """UPDATE lora_models
-                      SET reference_image_urls = coalesce(reference_image_urls, '{}') || %s::text[],
-                          training_params = training_params || jsonb_build_object('image_keys',
-                              coalesce(training_params->'image_keys', '[]'::jsonb) || %s)
-                    WHERE id = %s
+                      SET reference_image_urls = coalesce(reference_image_urls, '{}') || %(urls)s::text[],
+                          training_params = training_params || jsonb_build_object(
+                              'image_keys', coalesce(training_params->'image_keys', '[]'::jsonb) || %(keys)s,
+                              'started', jsonb_array_length(
+                                  coalesce(training_params->'image_keys', '[]'::jsonb) || %(keys)s
+                              ) >= %(min)s AND triggered_by_job_id IS NULL)
+                    WHERE id = %(id)s AND training_status = 'pending'
+                      AND NOT coalesce((training_params->>'started')::boolean, false)
                 RETURNING training_params->'image_keys' AS keys""",
-                [urls, Jsonb(keys), lora_id],
+                {"urls": urls, "keys": Jsonb(keys), "id": lora_id, "min": MIN_IMAGES},
             )
         ).fetchone()
-    return list(row["keys"]) if row else keys
+    if row is None:
+        raise UploadsClosed(f"LoRA {lora_id} no longer takes images")
+    return list(row["keys"])
+
+
+def _input(
+    settings: Settings, lora_id: str, user_id: str, keys: list[str], params: dict[str, Any]
+) -> TrainLoraInput:
+    return TrainLoraInput(
+        lora_id=lora_id,
+        user_id=user_id,
+        image_keys=keys,
+        params=params,
+        image_wait_s=settings.pending_images_timeout_s,
+    )
 
 
 async def start_training(
@@ -107,7 +131,10 @@ async def start_training(
     image_keys: list[str],
     params: dict[str, Any],
 ) -> bool:
-    """Start TrainLoraWorkflow for this LoRA; False if it was already started (idempotent)."""
+    """Start TrainLoraWorkflow for a new LoRA; False if it was already started (idempotent).
+
+    It is started at creation even without images: it then waits, on a durable timer, for
+    ``add_images`` and fails with a reason if none come in time."""
     async with as_service(pool) as conn:
         await conn.execute(
             "UPDATE lora_models SET training_params = training_params || %s, trigger_word = %s WHERE id = %s",
@@ -116,7 +143,7 @@ async def start_training(
     try:
         await client.start_workflow(
             "TrainLoraWorkflow",
-            TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=image_keys, params=params),
+            _input(settings, lora_id, user_id, image_keys, params),
             id=workflow_id_for(lora_id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -124,12 +151,30 @@ async def start_training(
         )
     except WorkflowAlreadyStartedError:
         return False
-    async with as_service(pool) as conn:  # from now on the dataset is frozen
-        await conn.execute(
-            "UPDATE lora_models SET training_params = training_params || '{\"started\": true}' WHERE id = %s",
-            [lora_id],
-        )
     return True
+
+
+async def send_images(
+    client: Client,
+    settings: Settings,
+    *,
+    lora_id: str,
+    user_id: str,
+    image_keys: list[str],
+    params: dict[str, Any],
+) -> None:
+    """Hand the LoRA's images to its workflow: signal-with-start, so a LoRA whose workflow was
+    never started (Temporal was away at creation) gets one now, and a retry is harmless."""
+    await client.start_workflow(
+        "TrainLoraWorkflow",
+        _input(settings, lora_id, user_id, image_keys, params),
+        id=workflow_id_for(lora_id),
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="add_images",
+        start_signal_args=[image_keys],
+    )
 
 
 async def mark_failed(pool: AsyncConnectionPool, lora_id: str, reason: str) -> None:

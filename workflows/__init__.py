@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.purge_validation import PurgeValidationImagesWorkflow
 from workflows.train_lora import TrainLoraWorkflow
 
-WORKFLOWS: list[type] = [TrainLoraWorkflow]
+WORKFLOWS: list[type] = [TrainLoraWorkflow, PurgeValidationImagesWorkflow]

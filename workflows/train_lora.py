@@ -35,6 +35,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from loraflow.validation import PROMPTS
 
+#: Kept here, not imported from loraflow.images (which imports PIL), to keep the sandbox light.
+MIN_IMAGES = 3
+
 _QUICK = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
 )
@@ -52,10 +55,19 @@ class TrainLoraWorkflow:
     def __init__(self) -> None:
         self._progress = TrainingProgress()
         self._price = 0.0  # USD per pod-hour, known once a pod exists
+        self._image_keys: list[str] = []
+        self._frozen = False  # once training starts, the dataset no longer changes
 
     @workflow.query(name="progress")
     def progress(self) -> TrainingProgress:
         return self._progress
+
+    @workflow.signal(name="add_images")
+    def add_images(self, image_keys: list[str]) -> None:
+        """All the LoRA's image keys so far (the API sends the whole list: a repeated or
+        reordered signal cannot lose or double an image)."""
+        if not self._frozen:
+            self._image_keys = list(dict.fromkeys([*self._image_keys, *image_keys]))
 
     @workflow.run
     async def run(self, request: TrainLoraInput) -> TrainingOutcome:
@@ -64,11 +76,14 @@ class TrainLoraWorkflow:
         )
         outcome = TrainingOutcome(lora_id=request.lora_id, status="failed")
         pod: PodRef | None = None
+        self.add_images(request.image_keys)
         try:
+            await self._wait_for_images(request)
+            self._frozen = True
             await self._status(request.lora_id, "training", "preparing")
             dataset = await workflow.execute_activity(
                 "prepare_dataset",
-                args=[request.lora_id, request.image_keys],
+                args=[request.lora_id, self._image_keys],
                 result_type=list[str],
                 start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(minutes=1),
@@ -151,6 +166,11 @@ class TrainLoraWorkflow:
             outcome.error = _reason(exc)
         except asyncio.CancelledError:
             outcome.error = "cancelled"
+        except TimeoutError:
+            outcome.error = (
+                f"no images arrived within {_duration(request.image_wait_s)} of creating the LoRA "
+                f"(it needs at least {MIN_IMAGES}); create it again with its images"
+            )
         # Not a `finally`: when the worker evicts this workflow from its cache the SDK raises a
         # BaseException through here, and that must pass untouched (the workflow is not ending;
         # it resumes elsewhere from history). Every way the training really ends is caught above.
@@ -161,6 +181,15 @@ class TrainLoraWorkflow:
         return await self._finish(outcome)
 
     # -- steps -----------------------------------------------------------------------------
+
+    async def _wait_for_images(self, request: TrainLoraInput) -> None:
+        """A LoRA created without images waits (durably: a timer) for the API's signal."""
+        if len(self._image_keys) >= MIN_IMAGES:
+            return
+        self._set(phase="waiting_for_images")
+        await workflow.wait_condition(
+            lambda: len(self._image_keys) >= MIN_IMAGES, timeout=timedelta(seconds=request.image_wait_s)
+        )
 
     async def _follow_training(self, pod: PodRef) -> AgentProgress:
         version = -1
@@ -261,6 +290,14 @@ class TrainLoraWorkflow:
         if p.error:
             detail += f" · {p.error}"
         workflow.set_current_details(detail)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
 
 
 def _reason(exc: BaseException) -> str:

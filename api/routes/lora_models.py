@@ -34,7 +34,8 @@ from loraflow.images import CheckedImage, DatasetRejected, ImageRejected
 from loraflow.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
-from loraflow.temporal import TemporalConnector, TemporalUnavailable
+from loraflow.storage import ObjectExists
+from loraflow.temporal import TemporalUnavailable
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])
@@ -165,23 +166,13 @@ async def _form(request: Request) -> Any:
         raise ApiError(400, "invalid_request", f"malformed multipart body: {exc}") from exc
 
 
-async def _start(
-    temporal: TemporalConnector,
-    pool: Any,
-    settings: Settings,
-    lora_id: str,
-    user_id: str,
-    keys: list[str],
-    params: dict[str, Any],
-) -> bool:
+async def _temporal_call(pool: Any, lora_id: str, call: Any) -> Any:
+    """Run ``call(client)``; if Temporal cannot take it, fail the LoRA (which frees its name and
+    does not count toward the limit) and answer 503: nothing may stay pending with no workflow
+    behind it."""
     try:
-        client = await temporal.client()
-        return await trainings.start_training(
-            client, pool, settings, lora_id=lora_id, user_id=user_id, image_keys=keys, params=params
-        )
+        return await call()
     except (TemporalUnavailable, RPCError) as exc:
-        # Nothing may stay pending with no training behind it: fail it (it frees the name and
-        # does not count toward the limit) and say so.
         await trainings.mark_failed(pool, lora_id, "training could not be started; please try again")
         raise ApiError(503, "unavailable", f"training could not be started: {exc}") from exc
 
@@ -254,11 +245,19 @@ async def create_lora_model(
     message = (
         "LoRA created; upload 3-10 character images to POST /api/v1/lora-models/{id}/images to train it."
     )
+    keys: list[str] = []
     if uploads:
         keys = trainings.store_uploads(storage, caller.user_id, lora_id, uploads, 0)
         keys = await trainings.record_uploads(pool, lora_id, keys, [storage.url(k) for k in keys])
-        await _start(temporal, pool, settings, lora_id, caller.user_id, keys, params)
         message = "LoRA created; training has started."
+
+    async def start() -> bool:
+        return await trainings.start_training(
+            await temporal.client(), pool, settings,
+            lora_id=lora_id, user_id=caller.user_id, image_keys=keys, params=params,
+        )  # fmt: skip
+
+    await _temporal_call(pool, lora_id, start)
     return CreateLoraResponse(lora_id=row["id"], status=row["training_status"], message=message)
 
 
@@ -301,15 +300,26 @@ async def add_images(
     uploads = await _read_images(form, settings, already=len(existing))
     if not uploads:
         raise ApiError(400, "invalid_image", "no images in the request")
-    keys = trainings.store_uploads(storage, caller.user_id, str(lora_id), uploads, len(existing))
-    keys = await trainings.record_uploads(pool, str(lora_id), keys, [storage.url(k) for k in keys])
-    started = False
-    if len(keys) >= images.MIN_IMAGES:
+    try:
+        keys = trainings.store_uploads(storage, caller.user_id, str(lora_id), uploads, len(existing))
+        keys = await trainings.record_uploads(pool, str(lora_id), keys, [storage.url(k) for k in keys])
+    except (trainings.UploadsClosed, ObjectExists) as exc:
+        raise ApiError(409, "conflict", "another upload started this LoRA's training first") from exc
+    started = len(keys) >= images.MIN_IMAGES and row.get("triggered_by_job_id") is None
+    if row.get("triggered_by_job_id") is None:
+        # A job's LoRA is started by its job, with the uploads and the generated references.
         params = {
             k: v for k, v in (row["training_params"] or {}).items() if k not in ("image_keys", "started")
         }
         params = params or trainings.resolve_params(settings, None)
-        started = await _start(temporal, pool, settings, str(lora_id), caller.user_id, keys, params)
+
+        async def send() -> None:
+            await trainings.send_images(
+                await temporal.client(), settings,
+                lora_id=str(lora_id), user_id=caller.user_id, image_keys=keys, params=params,
+            )  # fmt: skip
+
+        await _temporal_call(pool, str(lora_id), send)
     return UploadResponse(lora_id=lora_id, images=len(keys), training_started=started, status="pending")
 
 

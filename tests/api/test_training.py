@@ -12,11 +12,29 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
 from loraflow.settings import Settings
+from loraflow.training_types import TrainingProgress
 from tests.conftest import User
 from tests.workflows.test_train_lora import character_png
+from workflows.train_lora import workflow_id_for
+
+
+async def _assert_sources_agree(
+    temporal_env: WorkflowEnvironment, lora_id: str, from_database: dict[str, Any]
+) -> None:
+    """The finished workflow's own record (its query still answers) and the database's, which
+    /status serves once the workflow has ended, say the same thing."""
+    handle = temporal_env.client.get_workflow_handle(workflow_id_for(lora_id))
+    workflow_view = await handle.query("progress", result_type=TrainingProgress)
+    assert from_database["source"] == "database"
+    assert (workflow_view.status, workflow_view.progress, workflow_view.error) == (
+        from_database["training_status"],
+        from_database["progress"],
+        from_database["error_message"],
+    )
 
 
 def _files(*images: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -95,7 +113,10 @@ async def test_too_few_or_too_many_images(
 
 
 async def test_images_in_steps_start_training_once_and_then_freeze(
-    http: httpx.AsyncClient, make_user: Callable[[], User], worker: Settings
+    http: httpx.AsyncClient,
+    make_user: Callable[[], User],
+    worker: Settings,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     owner, stranger = make_user(), make_user()
     r = await http.post("/api/v1/lora-models", json={"name": "Stepwise"}, headers=owner.headers)
@@ -124,12 +145,16 @@ async def test_images_in_steps_start_training_once_and_then_freeze(
         http, owner, lora_id, lambda s: s["training_status"] == "failed", timeout=120
     )
     assert final["error_message"] == "cancelled" and final["source"] == "database"
+    await _assert_sources_agree(temporal_env, lora_id, final)
     assert LocalProvider(worker.data_dir, base_model="unused").list_pods() == []
     assert (await http.post(cancel, headers=owner.headers)).status_code == 409
 
 
 async def test_from_upload_to_a_completed_lora(
-    http: httpx.AsyncClient, make_user: Callable[[], User], worker: Settings
+    http: httpx.AsyncClient,
+    make_user: Callable[[], User],
+    worker: Settings,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     user = make_user()
     r = await http.post(
@@ -150,6 +175,7 @@ async def test_from_upload_to_a_completed_lora(
     )
     assert final["training_status"] == "completed", final
     assert final["progress"] == 100
+    await _assert_sources_agree(temporal_env, lora_id, final)
     live = [s for s in seen if s["source"] == "workflow"]
     assert live and any(s["phase"] == "training" and s["total_steps"] for s in live)
     assert all(0 <= s["progress"] <= 100 for s in seen)
