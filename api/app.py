@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.routes import health, lora_models
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
+from loraflow.events import EventHub
 from loraflow.settings import Settings, get_settings
 from loraflow.storage.local import LocalStorage
 from loraflow.temporal import TemporalConnector
@@ -41,9 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.pool.open(wait=False)
+        await app.state.events.start()
         try:
             yield
         finally:
+            await app.state.events.stop()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     app.state.temporal = TemporalConnector(settings)
+    app.state.events = EventHub(settings.database_url)
     app.state.storage = LocalStorage(Path(settings.data_dir) / "storage")
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(),

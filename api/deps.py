@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.errors import ApiError
 from loraflow.auth import AuthError, TokenVerifier
 from loraflow.db import Caller
+from loraflow.events import EventHub
 from loraflow.settings import Settings
 from loraflow.storage import Storage
 from loraflow.temporal import TemporalConnector
@@ -37,6 +38,10 @@ def get_storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
+def get_event_hub(request: Request) -> EventHub:
+    return request.app.state.events
+
+
 def current_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -55,3 +60,4 @@ PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 CallerDep = Annotated[Caller, Depends(current_caller)]
+EventHubDep = Annotated[EventHub, Depends(get_event_hub)]
