@@ -24,8 +24,13 @@ def resolve_base_model(settings: Settings) -> str:
 
 
 def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Callable[..., Any]]:
+    from activities.apply import ApplyActivities
+    from activities.jobs import JobActivities
+    from activities.notify import NotifyActivities
     from loraflow import validation
+    from loraflow.apply import ClipPlanner
     from loraflow.compute.local import LocalProvider
+    from loraflow.keyframes import LocalKeyframes, LoraFileCache
     from loraflow.storage.local import LocalStorage
 
     if settings.compute_provider != "local":
@@ -42,6 +47,17 @@ def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Call
         min_image_side=settings.min_image_side,
     )
     maintenance = MaintenanceActivities(dsn=settings.database_url or "", storage=storage)
+    jobs = JobActivities(pool=pool, storage=storage, settings=settings)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    notify = NotifyActivities(url=settings.webhook_url, secret=secret)
+    cache = LoraFileCache(
+        Path(settings.data_dir) / "lora-cache", storage, max_files=settings.lora_cache_files
+    )
+    apply = ApplyActivities(
+        ClipPlanner(
+            dsn=settings.database_url or "", storage=storage, keyframes=LocalKeyframes(base_model, cache)
+        )
+    )
     records = RecordActivities(pool)
     return [
         records.record_status,
@@ -57,4 +73,9 @@ def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Call
         training.validate_image,
         training.record_outcome,
         maintenance.purge_validation_images,
+        jobs.create_job_lora,
+        jobs.fetch_references,
+        jobs.job_lora_status,
+        notify.send_webhook,
+        apply.plan_clip,
     ]

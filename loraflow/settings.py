@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Days validation images are kept before the daily purge."
     )
 
+    webhook_url: str | None = Field(
+        default=None, description="POSTed a signed payload when a LoRA completes or fails."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs the webhook (Standard Webhooks: HMAC-SHA256)."
+    )
+    lora_cache_files: int = Field(
+        default=16, ge=1, description="Downloaded LoRA files kept for the keyframe pre-process path."
+    )
+
     # --- product rules -------------------------------------------------------------------
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 

@@ -18,6 +18,8 @@ class TrainLoraInput:
     image_wait_s: float = 86400.0
     #: A workflow (the video-job orchestrator's) signalled ``lora_finished`` with the outcome.
     notify_workflow_id: str | None = None
+    character_id: str | None = None  # set for a job's LoRAs: the character it is of
+    job_id: str | None = None
 
 
 @dataclass

@@ -26,7 +26,8 @@ PROMPTS = (
     "{trigger} character standing in a park",
     "portrait of {trigger} character, smiling",
 )
-_lock = threading.Lock()  # one pipeline, used by one validation at a time per worker process
+#: One pipeline per worker process, used by one generation (validation or keyframe) at a time.
+PIPELINE_LOCK = threading.Lock()
 _base_model_path: str | None = None
 
 
@@ -36,7 +37,7 @@ def configure(base_model_path: str) -> None:
 
 
 @lru_cache(maxsize=1)
-def _pipeline(path: str) -> Any:
+def pipeline(path: str) -> Any:
     import warnings
 
     import diffusers
@@ -80,8 +81,8 @@ def score_one(request: ValidationRequest, storage: Storage) -> ValidationScore:
 
     if _base_model_path is None:
         raise RuntimeError("validation.configure(base_model_path) was not called")
-    with _lock:
-        pipe = _pipeline(_base_model_path)
+    with PIPELINE_LOCK:
+        pipe = pipeline(_base_model_path)
         size = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
         references = [_to_array(pipe, b"".join(storage.get(k)), size) for k in request.reference_keys]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.job_loras import JobLorasWorkflow
 from workflows.purge_validation import PurgeValidationImagesWorkflow
 from workflows.train_lora import TrainLoraWorkflow
 
-WORKFLOWS: list[type] = [TrainLoraWorkflow, PurgeValidationImagesWorkflow]
+WORKFLOWS: list[type] = [TrainLoraWorkflow, JobLorasWorkflow, PurgeValidationImagesWorkflow]

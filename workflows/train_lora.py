@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
+    from loraflow.job_types import LoraFinished
     from loraflow.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
     from loraflow.training_types import (
         AgentProgress,
@@ -178,7 +179,7 @@ class TrainLoraWorkflow:
             # Shielded: a second cancellation must not stop a cleanup that is running.
             outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(pod)))
         outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
-        return await self._finish(outcome)
+        return await self._finish(request, outcome)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class TrainLoraWorkflow:
         )
         return [r for r in results if isinstance(r, ValidationScore)]
 
-    async def _finish(self, outcome: TrainingOutcome) -> TrainingOutcome:
+    async def _finish(self, request: TrainLoraInput, outcome: TrainingOutcome) -> TrainingOutcome:
         await workflow.execute_activity(
             "record_outcome",
             args=[workflow.info().workflow_id, outcome],
@@ -263,6 +264,38 @@ class TrainLoraWorkflow:
             error=outcome.error,
             progress=100 if outcome.status == "completed" else self._progress.progress,
         )
+        finished = LoraFinished(
+            lora_id=request.lora_id,
+            status=outcome.status,
+            error=outcome.error,
+            character_id=request.character_id,
+            job_id=request.job_id,
+            storage_url=outcome.stored.url if outcome.stored else None,
+        )
+        if request.notify_workflow_id:
+            try:
+                await workflow.get_external_workflow_handle(request.notify_workflow_id).signal(
+                    "lora_finished", finished
+                )
+            except Exception as exc:  # an orchestrator that is gone changes nothing here
+                workflow.logger.warning("could not notify %s: %s", request.notify_workflow_id, exc)
+        # The completion webhook: retried with backoff for about a day, then given up (logged);
+        # a receiver that is down never holds the training open for longer.
+        try:
+            await workflow.execute_activity(
+                "send_webhook",
+                finished,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(minutes=30),
+                    maximum_attempts=60,
+                    non_retryable_error_types=["WebhookRejected"],
+                ),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("completion webhook not delivered: %s", _reason(exc))
         return outcome
 
     async def _status(self, lora_id: str, status: str, phase: str) -> None:

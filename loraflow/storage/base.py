@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-BUCKETS = ("lora-training-images", "lora-models", "lora-validation", "lora-staging")
+BUCKETS = ("lora-training-images", "lora-models", "lora-validation", "lora-staging", "lora-keyframes")
 
 
 class ObjectExists(Exception):

@@ -1,0 +1,189 @@
+"""JobLorasWorkflow (id ``lora-job-{job_id}``): the LoRAs a video job asked for.
+
+1. Started by the upload route through ``loraflow.client.LoraJobs.request_lora``
+   (update-with-start): it creates the job's pending LoRA and answers its id, or the reason it
+   cannot (name taken, monthly limit).
+2. Waits for the orchestrator's ``character_references`` signal (the Reference Generator's
+   output), durably, for at most ``image_wait_s``.
+3. Groups the images by character: each character with 3 or more gets a LoRA (the first takes
+   the pending record and the user's name, the others a derived name) and a child
+   TrainLoraWorkflow, which signals ``lora_finished`` to the orchestrator when it ends; a
+   character with fewer is skipped with a warning. The grouping is reported back to the
+   orchestrator with the ``lora_characters`` signal.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.records import StatusChange
+    from loraflow.job_types import (
+        MIN_IMAGES_PER_CHARACTER,
+        CharacterLora,
+        JobDataset,
+        JobLoraReport,
+        JobLoraRequest,
+        LoraFinished,
+        ReferenceImage,
+        SkippedCharacter,
+        character_lora_name,
+        group_references,
+    )
+    from loraflow.training_types import TrainLoraInput
+    from workflows.train_lora import workflow_id_for
+
+_QUICK = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+)
+
+
+@workflow.defn(name="JobLorasWorkflow")
+class JobLorasWorkflow:
+    def __init__(self) -> None:
+        self._primary: CharacterLora | None = None
+        self._refused: ApplicationError | None = None
+        self._references: list[ReferenceImage] | None = None
+        self._report: JobLoraReport | None = None
+
+    @workflow.update(name="request_lora")
+    async def request_lora(self) -> str:
+        """The job's pending LoRA id (the same on every retry of the upload route)."""
+        await workflow.wait_condition(lambda: self._primary is not None or self._refused is not None)
+        if self._refused is not None:
+            raise self._refused
+        assert self._primary is not None
+        return self._primary.lora_id
+
+    @workflow.signal(name="character_references")
+    def character_references(self, references: list[ReferenceImage]) -> None:
+        if self._references is None:  # the first delivery wins; a repeat changes nothing
+            self._references = list(references)
+
+    @workflow.query(name="report")
+    def report(self) -> JobLoraReport | None:
+        return self._report
+
+    @workflow.run
+    async def run(self, request: JobLoraRequest) -> JobLoraReport:
+        report = JobLoraReport(job_id=request.job_id)
+        try:
+            self._primary = await self._create(request, request.lora_name, "primary")
+        except ActivityError as exc:
+            cause = exc.cause
+            self._refused = ApplicationError(
+                getattr(cause, "message", str(exc)),
+                type=getattr(cause, "type", None) or "Refused",
+                non_retryable=True,
+            )
+            return report
+
+        try:
+            await workflow.wait_condition(
+                lambda: self._references is not None, timeout=timedelta(seconds=request.image_wait_s)
+            )
+        except TimeoutError:
+            await self._fail(request, self._primary, "the job's character reference images never arrived")
+            self._report = report
+            return report
+
+        assert self._references is not None
+        eligible = []
+        for character_id, urls in group_references(self._references):
+            if len(urls) < MIN_IMAGES_PER_CHARACTER:
+                reason = (
+                    f"character {character_id} has {len(urls)} reference image(s); "
+                    f"a LoRA needs at least {MIN_IMAGES_PER_CHARACTER}"
+                )
+                workflow.logger.warning("character skipped: %s", reason, extra={"job_id": request.job_id})
+                report.skipped.append(SkippedCharacter(character_id, len(urls), reason))
+            else:
+                eligible.append((character_id, urls))
+        if not eligible:
+            await self._fail(request, self._primary, "no character had at least 3 reference images")
+
+        for index, (character_id, urls) in enumerate(eligible):
+            if index == 0:
+                lora = self._primary
+            else:
+                name = character_lora_name(request.lora_name, character_id, index)
+                try:
+                    lora = await self._create(request, name, character_id)
+                except ActivityError as exc:
+                    reason = getattr(exc.cause, "message", None) or str(exc)
+                    report.skipped.append(SkippedCharacter(character_id, len(urls), reason))
+                    continue
+            lora = CharacterLora(character_id, lora.lora_id, lora.name)
+            try:
+                dataset = await workflow.execute_activity(
+                    "fetch_references",
+                    args=[request.user_id, lora.lora_id, character_id, urls],
+                    result_type=JobDataset,
+                    start_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=timedelta(minutes=2),
+                    retry_policy=_QUICK,
+                )
+            except ActivityError as exc:
+                reason = getattr(exc.cause, "message", None) or str(exc)
+                await self._fail(request, lora, reason)
+                report.skipped.append(SkippedCharacter(character_id, len(urls), reason))
+                continue
+            await workflow.start_child_workflow(
+                "TrainLoraWorkflow",
+                TrainLoraInput(
+                    lora_id=lora.lora_id,
+                    user_id=request.user_id,
+                    image_keys=dataset.keys,
+                    params=dataset.params,
+                    notify_workflow_id=request.notify_workflow_id,
+                    character_id=character_id,
+                    job_id=request.job_id,
+                ),
+                id=workflow_id_for(lora.lora_id),
+                # The training outlives this workflow: it reports to the orchestrator itself.
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+            report.trained.append(lora)
+
+        self._report = report
+        await _signal(request.notify_workflow_id, "lora_characters", report)
+        return report
+
+    async def _create(self, request: JobLoraRequest, name: str, slot: str) -> CharacterLora:
+        return await workflow.execute_activity(
+            "create_job_lora",
+            args=[request.job_id, request.user_id, name, slot, request.params],
+            result_type=CharacterLora,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=_QUICK,
+        )
+
+    async def _fail(self, request: JobLoraRequest, lora: CharacterLora | None, reason: str) -> None:
+        """A job LoRA that will not train: failed with the reason, and the orchestrator told."""
+        if lora is None:
+            return
+        await workflow.execute_activity(
+            "record_status",
+            StatusChange(lora.lora_id, "failed", reason),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+        )
+        await _signal(
+            request.notify_workflow_id,
+            "lora_finished",
+            LoraFinished(lora.lora_id, "failed", reason, lora.character_id, request.job_id),
+        )
+
+
+async def _signal(workflow_id: str | None, name: str, payload: object) -> None:
+    """Tell the orchestrator; an orchestrator that has gone away must not fail the job's LoRAs."""
+    if not workflow_id:
+        return
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(name, payload)
+    except Exception as exc:  # logged; the LoRAs are recorded either way
+        workflow.logger.warning("could not signal %s to %s: %s", name, workflow_id, exc)
