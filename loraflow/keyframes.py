@@ -56,12 +56,21 @@ class LoraFileCache:
 
 
 class LocalKeyframes:
-    """SDXL keyframes on this worker (diffusers), the base pipeline kept warm."""
+    """SDXL keyframes on this worker (diffusers), the base pipeline kept warm.
 
-    def __init__(self, base_model_path: str, cache: LoraFileCache, *, steps: int = 20) -> None:
+    The last few LoRAs stay loaded as named adapters: a job's clips use the same LoRA again
+    and again, and switching between resident adapters (``set_adapters``) costs a fraction of
+    loading one. Older adapters are deleted (``delete_adapters``) beyond ``resident``."""
+
+    def __init__(
+        self, base_model_path: str, cache: LoraFileCache, *, steps: int = 20, resident: int = 4
+    ) -> None:
         self._base_model_path = base_model_path
         self._cache = cache
         self._steps = steps
+        self._resident = resident
+        self._order: list[str] = []  # adapter names, least recently used first
+        self.loads = 0
 
     def pipeline(self) -> Any:
         from loraflow.validation import pipeline
@@ -73,24 +82,34 @@ class LocalKeyframes:
 
         from loraflow.validation import PIPELINE_LOCK
 
-        path = self._cache.path(lora_key, lora.sha256)
         with PIPELINE_LOCK:
             pipe = self.pipeline()
             size = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
-            adapter = f"lora_{lora.sha256[:16]}"
-            pipe.load_lora_weights(str(path), adapter_name=adapter)
-            try:
-                pipe.set_adapters([adapter], adapter_weights=[lora.scale])
-                image = pipe(
-                    prompt,
-                    num_inference_steps=self._steps,
-                    height=size,
-                    width=size,
-                    guidance_scale=1.0 if size < 256 else 5.0,
-                    generator=torch.Generator().manual_seed(seed),
-                ).images[0]
-            finally:
-                pipe.delete_adapters(adapter)
+            self.activate(pipe, lora, lora_key)
+            image = pipe(
+                prompt,
+                num_inference_steps=self._steps,
+                height=size,
+                width=size,
+                guidance_scale=1.0 if size < 256 else 5.0,
+                generator=torch.Generator().manual_seed(seed),
+            ).images[0]
         out = io.BytesIO()
         image.save(out, format="PNG")
         return out.getvalue()
+
+    def activate(self, pipe: Any, lora: AppliedLora, lora_key: str) -> None:
+        """Make ``lora`` the one active adapter at its scale (call under PIPELINE_LOCK)."""
+        adapter = f"lora_{lora.sha256[:16]}"
+        loaded = set(pipe.get_list_adapters().get("unet", []))
+        self._order = [a for a in self._order if a in loaded]  # validation may have unloaded all
+        if adapter not in loaded:
+            pipe.load_lora_weights(str(self._cache.path(lora_key, lora.sha256)), adapter_name=adapter)
+            self.loads += 1
+        if adapter in self._order:
+            self._order.remove(adapter)
+        self._order.append(adapter)
+        while len(self._order) > self._resident:
+            pipe.delete_adapters(self._order.pop(0))
+        pipe.enable_lora()
+        pipe.set_adapters([adapter], adapter_weights=[lora.scale])

@@ -97,6 +97,7 @@ def score_one(request: ValidationRequest, storage: Storage) -> ValidationScore:
                 output_type="np",
             ).images[0]
 
+        pipe.unload_lora_weights()  # the keyframe path's resident adapters must not colour the base image
         base_image = generate()
         with tempfile.TemporaryDirectory() as tmp:
             # Through a file, so that diffusers reads the adapter metadata (alpha) too.
