@@ -36,7 +36,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             client,
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(settings, pool),
+            activities=build_activities(settings, pool, client),
             activity_executor=executor,
         )
         await ensure_schedules(client, settings)

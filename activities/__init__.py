@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
 
 from activities.maintenance import MaintenanceActivities
 from activities.records import RecordActivities
 from activities.training import TrainingActivities
+from loraflow.compute import ComputeProvider
 from loraflow.settings import Settings
 
 
@@ -23,27 +25,54 @@ def resolve_base_model(settings: Settings) -> str:
     return str(ensure_tiny_sdxl(Path(settings.data_dir) / "models"))
 
 
-def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Callable[..., Any]]:
+def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
+    """The configured compute provider."""
+    if settings.compute_provider == "local":
+        from loraflow.compute.local import LocalProvider
+
+        return LocalProvider(
+            Path(settings.data_dir), base_model=base_model, price_per_hour=settings.local_price_per_hour
+        )
+    if settings.compute_provider == "runpod":
+        from loraflow.compute.runpod import RunPodConfig, RunPodProvider
+
+        if not settings.runpod_api_key or not settings.pod_token_secret:
+            raise ValueError("LORAFLOW_RUNPOD_API_KEY and LORAFLOW_POD_TOKEN_SECRET must be set for RunPod")
+        return RunPodProvider(
+            RunPodConfig(
+                api_key=settings.runpod_api_key.get_secret_value(),
+                image=settings.runpod_image,
+                token_secret=settings.pod_token_secret.get_secret_value(),
+                base_url=settings.runpod_base_url,
+                gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
+                cloud_type=settings.runpod_cloud_type,
+                base_model=settings.runpod_base_model,
+            )
+        )
+    raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local, runpod)")
+
+
+def build_activities(
+    settings: Settings, pool: AsyncConnectionPool, client: Client
+) -> list[Callable[..., Any]]:
     from activities.apply import ApplyActivities
     from activities.jobs import JobActivities
     from activities.notify import NotifyActivities
+    from activities.sweeper import SweeperActivities
     from loraflow import validation
     from loraflow.apply import ClipPlanner
-    from loraflow.compute.local import LocalProvider
     from loraflow.keyframes import LocalKeyframes, LoraFileCache
     from loraflow.storage.local import LocalStorage
 
-    if settings.compute_provider != "local":
-        raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local)")
     base_model = resolve_base_model(settings)
     storage = LocalStorage(Path(settings.data_dir) / "storage")
+    provider = build_provider(settings, base_model)
+    sweeper = SweeperActivities(providers=[provider], client=client)
     validation.configure(base_model)
     training = TrainingActivities(
         dsn=settings.database_url or "",
         storage=storage,
-        provider=LocalProvider(
-            Path(settings.data_dir), base_model=base_model, price_per_hour=settings.local_price_per_hour
-        ),
+        provider=provider,
         min_image_side=settings.min_image_side,
     )
     maintenance = MaintenanceActivities(dsn=settings.database_url or "", storage=storage)
@@ -78,4 +107,5 @@ def build_activities(settings: Settings, pool: AsyncConnectionPool) -> list[Call
         jobs.job_lora_status,
         notify.send_webhook,
         apply.plan_clip,
+        sweeper.sweep_orphan_pods,
     ]

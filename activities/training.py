@@ -12,7 +12,7 @@ import json
 import struct
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from decimal import Decimal
 from typing import Any
 
@@ -106,19 +106,23 @@ class TrainingActivities:
         )
 
     @activity.defn(name="wait_pod_ready")
-    def wait_pod_ready(self, pod: PodRef) -> None:
-        """Until the agent itself answers (a running machine is not a ready agent)."""
+    def wait_pod_ready(self, pod: PodRef) -> PodRef:
+        """Until the agent itself answers (a running machine is not a ready agent; on RunPod the
+        endpoint is not even known until the container runs). Returns the pod with its endpoint."""
         while True:
-            state = self._provider.describe(pod.pod_id).status
-            if state == PodStatus.terminated:
+            current = self._provider.describe(pod.pod_id)
+            if current.status == PodStatus.terminated:
                 raise ApplicationError(f"pod {pod.pod_id} is gone", non_retryable=True)
-            try:
-                if _agent(pod).get("/healthz", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            activity.heartbeat(str(state))
-            time.sleep(0.2)
+            endpoint = current.endpoint or pod.endpoint
+            if endpoint:
+                ready = replace(pod, endpoint=endpoint)
+                try:
+                    if _agent(ready).get("/healthz", timeout=5).status_code == 200:
+                        return ready
+                except httpx.TransportError:
+                    pass
+            activity.heartbeat(str(current.status))
+            time.sleep(0.2 if endpoint else 2.0)
 
     @activity.defn(name="cleanup_pod")
     def cleanup_pod(self, pod: PodRef) -> float:

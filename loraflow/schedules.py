@@ -25,6 +25,20 @@ from loraflow.settings import Settings
 log = get_logger(__name__)
 
 PURGE_VALIDATION_IMAGES = "loraflow-purge-validation-images"
+SWEEP_ORPHAN_PODS = "loraflow-sweep-orphan-pods"
+
+
+def sweep_pods_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "SweepOrphanPodsWorkflow",
+            settings.max_training_s,
+            id=SWEEP_ORPHAN_PODS,
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=10))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
 
 
 def purge_validation_schedule(settings: Settings) -> Schedule:
@@ -42,7 +56,10 @@ def purge_validation_schedule(settings: Settings) -> Schedule:
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create each schedule, or update it to this version's definition."""
-    wanted = {PURGE_VALIDATION_IMAGES: purge_validation_schedule(settings)}
+    wanted = {
+        PURGE_VALIDATION_IMAGES: purge_validation_schedule(settings),
+        SWEEP_ORPHAN_PODS: sweep_pods_schedule(settings),
+    }
     for schedule_id, schedule in wanted.items():
         try:
             await client.create_schedule(schedule_id, schedule)

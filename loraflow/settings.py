@@ -64,12 +64,32 @@ class Settings(BaseSettings):
         description="Diffusers SDXL pipeline folder the pods train on and validation generates with; "
         "`tiny` builds the tiny random-weight test model into DATA_DIR/models.",
     )
-    compute_provider: str = Field(default="local", description="Where pods run: `local`.")
+    compute_provider: str = Field(default="local", description="Where pods run: `local` or `runpod`.")
+    runpod_api_key: SecretStr | None = Field(default=None, description="RunPod API key.")
+    runpod_base_url: str = Field(default="https://api.runpod.io", description="RunPod REST API v2 base URL.")
+    runpod_image: str = Field(
+        default="ghcr.io/loraflow/trainer:latest",
+        description="The trainer image (training_scripts/Dockerfile).",
+    )
+    runpod_gpu_types: str = Field(
+        default="NVIDIA L40S,NVIDIA GeForce RTX 4090,NVIDIA RTX A6000",
+        description="GPU types to try, in order, comma-separated.",
+    )
+    runpod_cloud_type: str = Field(default="SECURE", description="SECURE or COMMUNITY.")
+    runpod_base_model: str = Field(
+        default="/models/sdxl-base", description="The base model's folder inside the trainer image."
+    )
+    pod_token_secret: SecretStr | None = Field(
+        default=None, description="Derives each pod agent's token from its name (HMAC). Required for RunPod."
+    )
     local_price_per_hour: float = Field(default=0.0, ge=0, description="USD per hour billed for a local pod.")
     min_image_side: int = Field(
         default=256, ge=64, description="Shortest side a character image may have, px."
     )
 
+    max_training_s: float = Field(
+        default=3 * 3600, gt=0, description="A pod older than this is terminated by the orphan sweeper."
+    )
     pending_images_timeout_s: float = Field(
         default=86400,
         gt=0,

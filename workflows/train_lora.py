@@ -100,9 +100,10 @@ class TrainLoraWorkflow:
                 retry_policy=_QUICK,
             )
             self._set(pod_id=pod.pod_id, phase="starting_pod")
-            await workflow.execute_activity(
+            pod = await workflow.execute_activity(
                 "wait_pod_ready",
                 pod,
+                result_type=PodRef,
                 start_to_close_timeout=timedelta(minutes=20),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=_QUICK,

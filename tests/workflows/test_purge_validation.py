@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow.schedules import PURGE_VALIDATION_IMAGES, ensure_schedules
+from loraflow.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from tests.workflows.test_train_lora import _new_lora
@@ -73,3 +73,8 @@ async def test_the_worker_keeps_a_daily_schedule_for_it(
     assert [p.data for p in action.args] == [b"30"]  # described args stay encoded payloads
     assert action.task_queue == worker.task_queue
     assert [i.every for i in description.schedule.spec.intervals] == [timedelta(days=1)]
+
+    sweeper = await temporal_env.client.get_schedule_handle(SWEEP_ORPHAN_PODS).describe()
+    assert isinstance(sweeper.schedule.action, ScheduleActionStartWorkflow)
+    assert sweeper.schedule.action.workflow == "SweepOrphanPodsWorkflow"
+    assert [i.every for i in sweeper.schedule.spec.intervals] == [timedelta(minutes=10)]
