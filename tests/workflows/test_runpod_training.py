@@ -1,0 +1,113 @@
+"""The whole training workflow through the RunPod provider, against the local RunPod-speaking
+server (tests/fakes/runpod.py), whose "pods" run the real pod agent: a 429 storm, a GPU type
+with no instances, and the worker killed with SIGKILL between create and ready — the pod is
+found again by name, not leaked and not doubled — and the training completes, its pod gone."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from loraflow.embedded import child_env, stop_process
+from loraflow.settings import Settings
+from loraflow.training_types import TrainingOutcome, TrainLoraInput
+from tests.fakes.runpod import FakeRunPod
+from tests.fakes.server import serve
+from tests.workflows.test_train_lora import _new_lora, _upload
+from training_scripts.tiny_model import TINY_TRAINING_PARAMS
+from workflows.train_lora import workflow_id_for
+
+TASK_QUEUE = "loraflow-runpod-test"
+KEY = "rp-test-key"
+
+
+def _start_worker(settings: Settings, runpod_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = child_env(
+        DATABASE_URL=settings.database_url or "",
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        LORAFLOW_DATA_DIR=str(settings.data_dir),
+        LORAFLOW_TASK_QUEUE=TASK_QUEUE,
+        LORAFLOW_COMPUTE_PROVIDER="runpod",
+        LORAFLOW_RUNPOD_API_KEY=KEY,
+        LORAFLOW_RUNPOD_BASE_URL=runpod_url,
+        LORAFLOW_RUNPOD_GPU_TYPES="NVIDIA L40S,NVIDIA GeForce RTX 4090",
+        LORAFLOW_POD_TOKEN_SECRET="test-pod-secret",
+        LORAFLOW_LOG_LEVEL="INFO",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "loraflow.cli", "worker"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_crash(
+    worker: Settings,  # the session worker is not used for this queue; its fixtures are
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
+    pool: AsyncConnectionPool,
+    pg_dsn: str,
+    tiny_model: Path,
+    tmp_path: Path,
+) -> None:
+    runpod = FakeRunPod(api_key=KEY, workdir=tmp_path / "runpod", base_model_override=str(tiny_model))
+    runpod.runtime_after_gets = 10**9  # pods stay RUNNING with a null runtime until we say
+    runpod.no_instances = {"NVIDIA L40S"}
+    runpod.failures = [(429, {"retry-after": "1"})] * 3 + [(503, {})]
+    user_id, lora_id = await _new_lora(pool)
+    keys = _upload(settings, user_id, lora_id)
+    log = tmp_path / "worker.log"
+    with serve(runpod.app()) as url:
+        process = _start_worker(settings, url, log)
+        try:
+            handle = await temporal_env.client.start_workflow(
+                "TrainLoraWorkflow",
+                TrainLoraInput(
+                    lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS
+                ),
+                id=workflow_id_for(lora_id),
+                task_queue=TASK_QUEUE,
+                result_type=TrainingOutcome,
+            )
+            # The pod id is recorded before the workflow waits for readiness.
+            async with asyncio.timeout(120):
+                while not (recorded := _pod_ids(pg_dsn, lora_id)):
+                    await asyncio.sleep(0.2)
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+            runpod.runtime_after_gets = 0  # the image is pulled; the container runs
+            process = _start_worker(settings, url, log)
+            outcome = await asyncio.wait_for(handle.result(), timeout=600)
+        finally:
+            stop_process(process)
+            runpod.close()
+
+    assert outcome.status == "completed", (outcome, log.read_text()[-3000:])
+    assert len(runpod.pods) == 1  # one pod, ever
+    (pod,) = runpod.pods.values()
+    assert recorded == [pod.id] and pod.name == f"lf-{workflow_id_for(lora_id)}"
+    assert pod.gpu_type == "NVIDIA GeForce RTX 4090"  # the L40S had no instances
+    assert pod.terminated  # cleaned up
+    assert [m for m, path in runpod.requests if m == "DELETE"]
+    assert outcome.cost_usd > 0  # pod seconds times RunPod's price
+    with psycopg.connect(pg_dsn) as conn:
+        cost = conn.execute("SELECT cost FROM job_costs WHERE lora_model_id = %s", [lora_id]).fetchone()
+    assert cost is not None and float(cost[0]) == round(outcome.cost_usd, 4)
+
+
+def _pod_ids(pg_dsn: str, lora_id: str) -> list[str]:
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(
+            "SELECT runpod_pod_id FROM lora_training_jobs"
+            " WHERE lora_model_id = %s AND runpod_pod_id IS NOT NULL",
+            [lora_id],
+        ).fetchall()
+    return [r[0] for r in rows]
