@@ -74,6 +74,7 @@ def build_activities(
         storage=storage,
         provider=provider,
         min_image_side=settings.min_image_side,
+        settings=settings,
     )
     maintenance = MaintenanceActivities(dsn=settings.database_url or "", storage=storage)
     jobs = JobActivities(pool=pool, storage=storage, settings=settings)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow import library
+from loraflow import budget, library
 from loraflow.db import Caller, as_caller, as_service
 from loraflow.images import MAX_BYTES, ImageRejected, inspect_image
 from loraflow.job_types import (
@@ -34,6 +34,7 @@ DUPLICATE_NAME = "DuplicateName"
 MONTHLY_LIMIT = "MonthlyLimitReached"
 UNKNOWN_JOB = "UnknownJob"
 TOO_FEW_IMAGES = "TooFewImages"
+BUDGET_EXHAUSTED = "BudgetExhausted"
 #: Keys of training_params that record the LoRA's state, not how to train it.
 _BOOKKEEPING = {"image_keys", "started", "job_slot", "character_id"}
 
@@ -67,6 +68,11 @@ class JobActivities:
                 raise ApplicationError(f"there is no job {job_id}", type=UNKNOWN_JOB, non_retryable=True)
         if found:
             return CharacterLora(found["character_id"], str(found["id"]), found["name"])
+        async with as_service(self._pool) as conn:
+            try:
+                await budget.check_can_train(conn, self._settings)
+            except budget.BudgetExhausted as exc:
+                raise ApplicationError(str(exc), type=BUDGET_EXHAUSTED, non_retryable=True) from exc
 
         try:
             overrides = TrainingParams.model_validate(params) if params else None

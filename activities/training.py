@@ -21,9 +21,11 @@ import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from loraflow import budget
 from loraflow.compute import ComputeProvider, PodStatus, ProviderError
 from loraflow.images import ImageRejected, inspect_image, normalise_image
 from loraflow.logging import get_logger
+from loraflow.settings import Settings
 from loraflow.storage import ObjectNotFound, Storage
 from loraflow.training_types import (
     AgentProgress,
@@ -45,7 +47,16 @@ def job_id_for(workflow_id: str) -> str:
 
 
 class TrainingActivities:
-    def __init__(self, *, dsn: str, storage: Storage, provider: ComputeProvider, min_image_side: int) -> None:
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        storage: Storage,
+        provider: ComputeProvider,
+        min_image_side: int,
+        settings: Settings | None = None,
+    ) -> None:
+        self._settings = settings
         self._dsn = dsn
         self._storage = storage
         self._provider = provider
@@ -258,6 +269,9 @@ class TrainingActivities:
                        VALUES (%s, %s, 'lora_training', %s) ON CONFLICT (id) DO NOTHING""",
                     [job_id_for(workflow_id), outcome.lora_id, cost],
                 )
+        if outcome.pod_seconds > 0 and self._settings is not None:
+            with self._db() as conn:
+                budget.alert_if_crossed(conn, self._settings)
         log.info("training_recorded", workflow_id=workflow_id, lora_id=outcome.lora_id, **_brief(outcome))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, lora_models
+from api.routes import budget, health, lora_models
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.events import EventHub
@@ -30,7 +30,8 @@ token). Every error has one shape:
 `code` is one of `invalid_request` (400, with per-field `details`), `invalid_image` (400,
 naming the file and the reason), `unauthorized` (401), `forbidden` (403), `not_found` (404),
 `duplicate_name` (409), `conflict` (409), `payload_too_large` (413), `unsupported_media_type`
-(415), `monthly_limit_reached` (429), `unavailable` (503) and `internal_error` (500, a bug).
+(415), `monthly_limit_reached` (429), `budget_exhausted` (503: the month's training budget is
+spent), `unavailable` (503) and `internal_error` (500, a bug).
 """
 
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lora_models.router, prefix="/api/v1")
+    app.include_router(budget.router, prefix="/api/v1")
     _document_manual_bodies(app)
     return app
 

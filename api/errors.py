@@ -75,7 +75,8 @@ _DESCRIPTIONS = {
     404: "No such resource (`not_found`).",
     409: "Conflicts with existing state, e.g. a name you already use (`duplicate_name`).",
     429: "Monthly LoRA limit reached (`monthly_limit_reached`).",
-    503: "A dependency (database, Temporal) is unavailable (`unavailable`).",
+    503: "A dependency (database, Temporal) is unavailable (`unavailable`), "
+    "or this month's training budget is spent (`budget_exhausted`).",
 }
 
 

@@ -54,9 +54,14 @@ class MonthlyLimitReached(LoraRequestRefused):
     pass
 
 
+class TrainingBudgetExhausted(LoraRequestRefused):
+    pass
+
+
 _REFUSALS: dict[str, type[LoraRequestRefused]] = {
     "DuplicateName": DuplicateLoraName,
     "MonthlyLimitReached": MonthlyLimitReached,
+    "BudgetExhausted": TrainingBudgetExhausted,
 }
 
 

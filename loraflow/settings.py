@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     )
 
     # --- product rules -------------------------------------------------------------------
+    monthly_budget_usd: float = Field(
+        default=200.0, ge=0, description="Training spend per UTC month; at it new trainings get 503."
+    )
+    budget_alert_usd: float = Field(default=150.0, ge=0, description="Spend at which the alert fires.")
+    budget_alert_webhook_url: str | None = Field(default=None, description="POSTed when the alert fires.")
+    training_cost_cap_usd: float = Field(
+        default=5.0, gt=0, description="A running training that costs more is cancelled (with cleanup)."
+    )
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 
     # --- logging -------------------------------------------------------------------------

@@ -19,6 +19,8 @@ class TrainLoraInput:
     #: A workflow (the video-job orchestrator's) signalled ``lora_finished`` with the outcome.
     notify_workflow_id: str | None = None
     character_id: str | None = None  # set for a job's LoRAs: the character it is of
+    cost_cap_usd: float = 5.0  # a running training is stopped when its pod cost reaches this
+    max_training_s: float = 3 * 3600.0  # ... or when its pod has run this long
     job_id: str | None = None
 
 

@@ -118,6 +118,8 @@ def _input(
         image_keys=keys,
         params=params,
         image_wait_s=settings.pending_images_timeout_s,
+        cost_cap_usd=settings.training_cost_cap_usd,
+        max_training_s=settings.max_training_s,
     )
 
 

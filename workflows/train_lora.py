@@ -125,7 +125,7 @@ class TrainLoraWorkflow:
             )
 
             self._set(phase="training")
-            finished = await self._follow_training(pod)
+            finished = await self._follow_training(pod, request)
             if finished.state != "succeeded" or not finished.sha256:
                 raise ApplicationError(
                     f"training failed: {finished.error or finished.state}", non_retryable=True
@@ -193,9 +193,17 @@ class TrainLoraWorkflow:
             lambda: len(self._image_keys) >= MIN_IMAGES, timeout=timedelta(seconds=request.image_wait_s)
         )
 
-    async def _follow_training(self, pod: PodRef) -> AgentProgress:
+    async def _follow_training(self, pod: PodRef, request: TrainLoraInput) -> AgentProgress:
         version = -1
         while True:
+            stop = cap_reason(
+                workflow.now().timestamp() - pod.created_at,
+                pod.price_per_hour,
+                cost_cap_usd=request.cost_cap_usd,
+                max_training_s=request.max_training_s,
+            )
+            if stop:
+                raise ApplicationError(stop, type="CapReached", non_retryable=True)
             progress = await workflow.execute_activity(
                 "poll_training",
                 args=[workflow.info().workflow_id, pod, version, POLL_WAIT_S],
@@ -324,6 +332,21 @@ class TrainLoraWorkflow:
         if p.error:
             detail += f" · {p.error}"
         workflow.set_current_details(detail)
+
+
+def cap_reason(
+    elapsed_s: float, price_per_hour: float, *, cost_cap_usd: float, max_training_s: float
+) -> str | None:
+    """Why a running training must stop now, or None: its pod has cost or run too much."""
+    cost = max(0.0, elapsed_s) / 3600 * price_per_hour
+    if cost >= cost_cap_usd:
+        return (
+            f"stopped: this training's pod cost reached its ${cost_cap_usd:.2f} cap; "
+            "try fewer steps or a lower resolution"
+        )
+    if elapsed_s >= max_training_s:
+        return f"stopped: this training ran longer than its {_duration(max_training_s)} limit"
+    return None
 
 
 def _duration(seconds: float) -> str:

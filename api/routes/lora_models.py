@@ -30,8 +30,8 @@ from api.schemas import (
     TrainingStatus,
     UploadResponse,
 )
-from loraflow import events, images, library, trainings
-from loraflow.db import Caller, as_caller
+from loraflow import budget, events, images, library, trainings
+from loraflow.db import Caller, as_caller, as_service
 from loraflow.images import CheckedImage, DatasetRejected, ImageRejected
 from loraflow.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
 from loraflow.logging import get_logger
@@ -168,6 +168,14 @@ async def _form(request: Request) -> Any:
         raise ApiError(400, "invalid_request", f"malformed multipart body: {exc}") from exc
 
 
+async def _check_budget(pool: Any, settings: Settings) -> None:
+    async with as_service(pool) as conn:
+        try:
+            await budget.check_can_train(conn, settings)
+        except budget.BudgetExhausted as exc:
+            raise ApiError(503, "budget_exhausted", str(exc)) from exc
+
+
 async def _temporal_call(pool: Any, lora_id: str, call: Any) -> Any:
     """Run ``call(client)``; if Temporal cannot take it, fail the LoRA (which frees its name and
     does not count toward the limit) and answer 503: nothing may stay pending with no workflow
@@ -228,6 +236,7 @@ async def create_lora_model(
         )
 
     params = trainings.resolve_params(settings, body.training_params)
+    await _check_budget(pool, settings)
     try:
         async with as_caller(pool, caller) as conn:
             row = await library.create_lora(
@@ -308,6 +317,8 @@ async def add_images(
     except (trainings.UploadsClosed, ObjectExists) as exc:
         raise ApiError(409, "conflict", "another upload started this LoRA's training first") from exc
     started = len(keys) >= images.MIN_IMAGES and row.get("triggered_by_job_id") is None
+    if started:
+        await _check_budget(pool, settings)
     if row.get("triggered_by_job_id") is None:
         # A job's LoRA is started by its job, with the uploads and the generated references.
         params = {
