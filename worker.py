@@ -10,6 +10,7 @@ import concurrent.futures
 import signal
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -25,7 +26,20 @@ log = get_logger(__name__)
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    runtime = None
+    if settings.metrics_port:
+        # The SDK's Prometheus exporter serves its own metrics and the ones loraflow records
+        # through workflow.metric_meter() (see workflows/train_lora.py).
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+            )
+        )
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        **({"runtime": runtime} if runtime else {}),
+    )
     pool = create_pool(settings.database_url, min_size=1, max_size=8)
     await pool.open()
     stop = stop or asyncio.Event()

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     )
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 
+    # --- observability ---------------------------------------------------------------------
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus metrics (Temporal SDK's and loraflow's) on this port."
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = False

@@ -76,6 +76,9 @@ class TrainLoraWorkflow:
             [LORA_ID.value_set(request.lora_id), LORA_USER_ID.value_set(request.user_id or "")]
         )
         outcome = TrainingOutcome(lora_id=request.lora_id, status="failed")
+        workflow.metric_meter().create_counter(
+            "loraflow_trainings_started", "Trainings started (TrainLoraWorkflow runs)."
+        ).add(1)
         pod: PodRef | None = None
         self.add_images(request.image_keys)
         try:
@@ -272,6 +275,16 @@ class TrainLoraWorkflow:
             phase=outcome.status,
             error=outcome.error,
             progress=100 if outcome.status == "completed" else self._progress.progress,
+        )
+        meter = workflow.metric_meter()  # records nothing while replaying
+        meter.create_counter(
+            f"loraflow_trainings_{outcome.status}", f"Trainings ended {outcome.status}."
+        ).add(1)
+        meter.create_histogram_float(
+            "loraflow_pod_seconds", "Billable pod seconds per training.", "s"
+        ).record(outcome.pod_seconds)
+        meter.create_histogram_float("loraflow_training_cost_usd", "Pod cost per training.", "USD").record(
+            outcome.cost_usd
         )
         finished = LoraFinished(
             lora_id=request.lora_id,

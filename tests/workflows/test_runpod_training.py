@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow.embedded import child_env, stop_process
+from loraflow.embedded import child_env, free_port, stop_process
 from loraflow.settings import Settings
 from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.runpod import FakeRunPod
@@ -28,8 +30,11 @@ TASK_QUEUE = "loraflow-runpod-test"
 KEY = "rp-test-key"
 
 
-def _start_worker(settings: Settings, runpod_url: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(
+    settings: Settings, runpod_url: str, log: Path, metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
     env = child_env(
+        **({"LORAFLOW_METRICS_PORT": str(metrics_port)} if metrics_port else {}),
         DATABASE_URL=settings.database_url or "",
         TEMPORAL_ADDRESS=settings.temporal_address,
         LORAFLOW_DATA_DIR=str(settings.data_dir),
@@ -84,8 +89,11 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             process.send_signal(signal.SIGKILL)
             process.wait(10)
             runpod.runtime_after_gets = 0  # the image is pulled; the container runs
-            process = _start_worker(settings, url, log)
+            metrics_port = free_port()
+            process = _start_worker(settings, url, log, metrics_port)
             outcome = await asyncio.wait_for(handle.result(), timeout=600)
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         finally:
             stop_process(process)
             runpod.close()
@@ -101,6 +109,14 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
     with psycopg.connect(pg_dsn) as conn:
         cost = conn.execute("SELECT cost FROM job_costs WHERE lora_model_id = %s", [lora_id]).fetchone()
     assert cost is not None and float(cost[0]) == round(outcome.cost_usd, 4)
+
+    # Prometheus: the SDK's metrics and loraflow's, from the worker that finished the training.
+    samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
+    assert any(name.startswith("temporal_") for name in samples)
+    completed = [v for k, v in samples.items() if k.startswith("loraflow_trainings_completed")]
+    assert completed and float(completed[0]) == 1
+    cost_sum = [v for k, v in samples.items() if k.startswith("loraflow_training_cost_usd_sum")]
+    assert cost_sum and float(cost_sum[0]) == pytest.approx(outcome.cost_usd)
 
 
 def _pod_ids(pg_dsn: str, lora_id: str) -> list[str]:
