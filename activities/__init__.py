@@ -62,10 +62,10 @@ def build_activities(
     from loraflow import validation
     from loraflow.apply import ClipPlanner
     from loraflow.keyframes import LocalKeyframes, LoraFileCache
-    from loraflow.storage.local import LocalStorage
+    from loraflow.storage import build_storage
 
     base_model = resolve_base_model(settings)
-    storage = LocalStorage(Path(settings.data_dir) / "storage")
+    storage = build_storage(settings)
     provider = build_provider(settings, base_model)
     sweeper = SweeperActivities(providers=[provider], client=client)
     validation.configure(base_model)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -14,7 +13,7 @@ from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.events import EventHub
 from loraflow.settings import Settings, get_settings
-from loraflow.storage.local import LocalStorage
+from loraflow.storage import build_storage
 from loraflow.temporal import TemporalConnector
 
 DESCRIPTION = """
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.temporal = TemporalConnector(settings)
     app.state.events = EventHub(settings.database_url)
-    app.state.storage = LocalStorage(Path(settings.data_dir) / "storage")
+    app.state.storage = build_storage(settings)
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(),
         audience=settings.jwt_audience,

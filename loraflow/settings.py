@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     dev_temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal server.")
     temporal_ui_port: int = 8233
 
+    storage: str = Field(
+        default="local", description="Object storage: `local` (DATA_DIR/storage) or `supabase`."
+    )
+    supabase_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_URL", "LORAFLOW_SUPABASE_URL"),
+        description="The Supabase project URL (storage lives at {url}/storage/v1).",
+    )
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "LORAFLOW_SUPABASE_SERVICE_ROLE_KEY"),
+        description="Service-role key for Storage (server side only).",
+    )
+
     # --- HTTP API ------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -6,6 +6,30 @@ never overwritten: writing a key that exists succeeds only if the bytes are the 
 and fails with ``ObjectExists`` otherwise.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from loraflow.storage.base import ObjectExists, ObjectNotFound, Storage, StoredObject
 
-__all__ = ["ObjectExists", "ObjectNotFound", "Storage", "StoredObject"]
+if TYPE_CHECKING:
+    from loraflow.settings import Settings
+
+__all__ = ["ObjectExists", "ObjectNotFound", "Storage", "StoredObject", "build_storage"]
+
+
+def build_storage(settings: Settings) -> Storage:
+    """The configured backend: the local directory (embedded default) or Supabase Storage."""
+    if settings.storage == "local":
+        from pathlib import Path
+
+        from loraflow.storage.local import LocalStorage
+
+        return LocalStorage(Path(settings.data_dir) / "storage")
+    if settings.storage == "supabase":
+        from loraflow.storage.supabase import SupabaseStorage
+
+        if not settings.supabase_url or not settings.supabase_service_role_key:
+            raise ValueError("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set for Supabase Storage")
+        return SupabaseStorage(settings.supabase_url, settings.supabase_service_role_key.get_secret_value())
+    raise ValueError(f"unknown storage {settings.storage!r} (local, supabase)")
