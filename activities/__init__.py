@@ -109,4 +109,29 @@ def build_activities(
         notify.send_webhook,
         apply.plan_clip,
         sweeper.sweep_orphan_pods,
+        *_replicate_activities(settings, storage),
+    ]
+
+
+def _replicate_activities(settings: Settings, storage: Any) -> list[Callable[..., Any]]:
+    if settings.replicate_api_token is None:
+        return []
+    from activities.replicate import ReplicateActivities
+    from loraflow.compute.replicate import ReplicateConfig, ReplicateTrainer
+
+    trainer = ReplicateTrainer(
+        ReplicateConfig(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            destination=settings.replicate_destination,
+            trainer_version=settings.replicate_trainer_version,
+            base_url=settings.replicate_base_url,
+            price_per_hour=settings.replicate_price_per_hour,
+        )
+    )
+    replicate = ReplicateActivities(dsn=settings.database_url or "", storage=storage, trainer=trainer)
+    return [
+        replicate.replicate_start,
+        replicate.replicate_poll,
+        replicate.replicate_download,
+        replicate.replicate_cancel,
     ]

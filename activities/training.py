@@ -97,7 +97,10 @@ class TrainingActivities:
         try:
             pod = self._provider.create(name)
         except ProviderError as exc:
-            raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
+            # The type lets the workflow tell "no GPU anywhere here" (GpusExhausted) from the rest.
+            raise ApplicationError(
+                str(exc), type=type(exc).__name__, non_retryable=not exc.retryable
+            ) from exc
         with self._db() as conn:
             conn.execute(
                 """INSERT INTO lora_training_jobs (id, lora_model_id, user_id, runpod_pod_id)

@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     runpod_base_model: str = Field(
         default="/models/sdxl-base", description="The base model's folder inside the trainer image."
     )
+    replicate_api_token: SecretStr | None = Field(
+        default=None, description="Replicate API token; set, it is the fallback when RunPod has no GPU."
+    )
+    replicate_base_url: str | None = Field(
+        default=None, description="Replicate API base URL (default theirs)."
+    )
+    replicate_destination: str = Field(
+        default="loraflow/character-loras", description="Replicate model (owner/name) trainings push to."
+    )
+    replicate_trainer_version: str = Field(
+        default="stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc",
+        description="The SDXL trainer version (owner/name:version).",
+    )
+    replicate_price_per_hour: float = Field(
+        default=3.51, ge=0, description="USD per hour of a Replicate training."
+    )
     pod_token_secret: SecretStr | None = Field(
         default=None, description="Derives each pod agent's token from its name (HMAC). Required for RunPod."
     )

@@ -21,6 +21,7 @@ class TrainLoraInput:
     character_id: str | None = None  # set for a job's LoRAs: the character it is of
     cost_cap_usd: float = 5.0  # a running training is stopped when its pod cost reaches this
     max_training_s: float = 3 * 3600.0  # ... or when its pod has run this long
+    replicate_fallback: bool = False  # when the pod provider has no GPU, train on Replicate
     job_id: str | None = None
 
 

@@ -120,6 +120,7 @@ def _input(
         image_wait_s=settings.pending_images_timeout_s,
         cost_cap_usd=settings.training_cost_cap_usd,
         max_training_s=settings.max_training_s,
+        replicate_fallback=settings.replicate_api_token is not None,
     )
 
 

@@ -58,6 +58,7 @@ class TrainLoraWorkflow:
         self._price = 0.0  # USD per pod-hour, known once a pod exists
         self._image_keys: list[str] = []
         self._frozen = False  # once training starts, the dataset no longer changes
+        self._pod: PodRef | None = None  # a pod (or Replicate training) that cleanup must end
 
     @workflow.query(name="progress")
     def progress(self) -> TrainingProgress:
@@ -79,7 +80,6 @@ class TrainLoraWorkflow:
         workflow.metric_meter().create_counter(
             "loraflow_trainings_started", "Trainings started (TrainLoraWorkflow runs)."
         ).add(1)
-        pod: PodRef | None = None
         self.add_images(request.image_keys)
         try:
             await self._wait_for_images(request)
@@ -95,55 +95,23 @@ class TrainLoraWorkflow:
             )
 
             self._set(phase="creating_pod")
-            pod = await workflow.execute_activity(
-                "create_pod",
-                args=[request.lora_id, workflow.info().workflow_id],
-                result_type=PodRef,
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=_QUICK,
-            )
-            self._set(pod_id=pod.pod_id, phase="starting_pod")
-            pod = await workflow.execute_activity(
-                "wait_pod_ready",
-                pod,
-                result_type=PodRef,
-                start_to_close_timeout=timedelta(minutes=20),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=_QUICK,
-            )
-
-            self._set(phase="uploading")
-            await workflow.execute_activity(
-                "upload_images",
-                args=[pod, dataset],
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=1),
-                retry_policy=_QUICK,
-            )
-            await workflow.execute_activity(
-                "run_training",
-                args=[pod, workflow.info().workflow_id, request.params],
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=_QUICK,
-            )
-
-            self._set(phase="training")
-            finished = await self._follow_training(pod, request)
-            if finished.state != "succeeded" or not finished.sha256:
-                raise ApplicationError(
-                    f"training failed: {finished.error or finished.state}", non_retryable=True
+            try:
+                self._pod = await workflow.execute_activity(
+                    "create_pod",
+                    args=[request.lora_id, workflow.info().workflow_id],
+                    result_type=PodRef,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=_QUICK,
                 )
-
-            self._set(phase="downloading")
-            staged = await workflow.execute_activity(
-                "download_artifact",
-                args=[request.lora_id, pod, finished.sha256],
-                result_type=StagedArtifact,
-                start_to_close_timeout=timedelta(minutes=30),
-                retry_policy=_QUICK,
-            )
-            outcome.pod_seconds = await self._cleanup(pod)
-            pod = None
+            except ActivityError as exc:
+                if not (request.replicate_fallback and _error_type(exc) == "GpusExhausted"):
+                    raise
+                workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
+                staged = await self._train_on_replicate(request, dataset)
+            else:
+                staged = await self._train_on_pod(request, dataset)
+            outcome.pod_seconds = await self._cleanup(self._pod)
+            self._pod = None
 
             self._set(phase="storing")
             trigger = str(request.params.get("trigger_word", "ohwx"))
@@ -179,13 +147,93 @@ class TrainLoraWorkflow:
         # Not a `finally`: when the worker evicts this workflow from its cache the SDK raises a
         # BaseException through here, and that must pass untouched (the workflow is not ending;
         # it resumes elsewhere from history). Every way the training really ends is caught above.
-        if pod is not None:
+        if self._pod is not None:
             # Shielded: a second cancellation must not stop a cleanup that is running.
-            outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(pod)))
+            outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(self._pod)))
         outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
         return await self._finish(request, outcome)
 
     # -- steps -----------------------------------------------------------------------------
+
+    async def _train_on_pod(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+        assert self._pod is not None
+        self._set(pod_id=self._pod.pod_id, phase="starting_pod")
+        self._pod = pod = await workflow.execute_activity(
+            "wait_pod_ready",
+            self._pod,
+            result_type=PodRef,
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+        )
+        self._set(phase="uploading")
+        await workflow.execute_activity(
+            "upload_images",
+            args=[pod, dataset],
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=_QUICK,
+        )
+        await workflow.execute_activity(
+            "run_training",
+            args=[pod, workflow.info().workflow_id, request.params],
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_QUICK,
+        )
+        self._set(phase="training")
+        finished = await self._follow_training(pod, request)
+        if finished.state != "succeeded" or not finished.sha256:
+            raise ApplicationError(f"training failed: {finished.error or finished.state}", non_retryable=True)
+        self._set(phase="downloading")
+        return await workflow.execute_activity(
+            "download_artifact",
+            args=[request.lora_id, pod, finished.sha256],
+            result_type=StagedArtifact,
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=_QUICK,
+        )
+
+    async def _train_on_replicate(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+        """The fallback: Replicate's trainings API in place of a pod and its agent."""
+        self._pod = training = await workflow.execute_activity(
+            "replicate_start",
+            args=[request.lora_id, workflow.info().workflow_id, dataset, request.params],
+            result_type=PodRef,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=_QUICK,
+        )
+        self._set(pod_id=f"replicate:{training.pod_id}", phase="training")
+        while True:
+            stop = cap_reason(
+                workflow.now().timestamp() - training.created_at,
+                training.price_per_hour,
+                cost_cap_usd=request.cost_cap_usd,
+                max_training_s=request.max_training_s,
+            )
+            if stop:
+                raise ApplicationError(stop, type="CapReached", non_retryable=True)
+            progress = await workflow.execute_activity(
+                "replicate_poll",
+                args=[training, POLL_WAIT_S],
+                result_type=AgentProgress,
+                start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=_QUICK,
+            )
+            if progress.state in ("succeeded", "failed"):
+                break
+        if progress.state != "succeeded":
+            raise ApplicationError(
+                f"training failed on Replicate: {progress.error or progress.phase}", non_retryable=True
+            )
+        self._set(phase="downloading")
+        return await workflow.execute_activity(
+            "replicate_download",
+            args=[request.lora_id, training],
+            result_type=StagedArtifact,
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=_QUICK,
+        )
 
     async def _wait_for_images(self, request: TrainLoraInput) -> None:
         """A LoRA created without images waits (durably: a timer) for the API's signal."""
@@ -231,7 +279,7 @@ class TrainLoraWorkflow:
         self._price = pod.price_per_hour
         self._set(phase="cleaning_up")
         return await workflow.execute_activity(
-            "cleanup_pod",
+            "replicate_cancel" if pod.provider == "replicate" else "cleanup_pod",
             pod,
             result_type=float,
             start_to_close_timeout=timedelta(minutes=2),
@@ -368,6 +416,12 @@ def _duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{int(seconds // 60)} min"
     return f"{seconds:g} s"
+
+
+def _error_type(exc: BaseException) -> str | None:
+    while isinstance(exc, ActivityError) and exc.cause is not None:
+        exc = exc.cause
+    return getattr(exc, "type", None)
 
 
 def _reason(exc: BaseException) -> str:

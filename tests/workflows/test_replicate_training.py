@@ -1,0 +1,98 @@
+"""The fallback for real: RunPod (the local RunPod-speaking server) has no instances of any GPU
+type, so the training goes to Replicate (the local Replicate-speaking server, whose trainer
+really trains), and completes: stored, validated, costed, with no pod anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from loraflow.embedded import child_env, stop_process
+from loraflow.settings import Settings
+from loraflow.training_types import TrainingOutcome, TrainLoraInput
+from tests.fakes.replicate import FakeReplicate
+from tests.fakes.runpod import FakeRunPod
+from tests.fakes.server import serve
+from tests.workflows.test_train_lora import _new_lora, _upload
+from training_scripts.tiny_model import TINY_TRAINING_PARAMS
+from workflows.train_lora import workflow_id_for
+
+TASK_QUEUE = "loraflow-replicate-test"
+GPUS = ["NVIDIA L40S", "NVIDIA GeForce RTX 4090"]
+
+
+async def test_no_gpu_at_runpod_falls_back_to_replicate(
+    worker: Settings,
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
+    pool: AsyncConnectionPool,
+    pg_dsn: str,
+    tiny_model: Path,
+    tmp_path: Path,
+) -> None:
+    runpod = FakeRunPod(api_key="rp", workdir=tmp_path / "runpod", no_instances=set(GPUS))
+    replicate = FakeReplicate("r8_test", tmp_path / "replicate", str(tiny_model), dict(TINY_TRAINING_PARAMS))
+    user_id, lora_id = await _new_lora(pool)
+    keys = _upload(settings, user_id, lora_id)
+    log = tmp_path / "worker.log"
+    with serve(runpod.app()) as runpod_url, serve(replicate.app()) as replicate_url:
+        replicate.url = replicate_url
+        env = child_env(
+            DATABASE_URL=settings.database_url or "",
+            TEMPORAL_ADDRESS=settings.temporal_address,
+            LORAFLOW_DATA_DIR=str(settings.data_dir),
+            LORAFLOW_TASK_QUEUE=TASK_QUEUE,
+            LORAFLOW_COMPUTE_PROVIDER="runpod",
+            LORAFLOW_RUNPOD_API_KEY="rp",
+            LORAFLOW_RUNPOD_BASE_URL=runpod_url,
+            LORAFLOW_RUNPOD_GPU_TYPES=",".join(GPUS),
+            LORAFLOW_POD_TOKEN_SECRET="test-pod-secret",
+            LORAFLOW_REPLICATE_API_TOKEN="r8_test",
+            LORAFLOW_REPLICATE_BASE_URL=replicate_url,
+            LORAFLOW_REPLICATE_DESTINATION="loraflow/characters",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loraflow.cli", "worker"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            outcome = await asyncio.wait_for(
+                temporal_env.client.execute_workflow(
+                    "TrainLoraWorkflow",
+                    TrainLoraInput(
+                        lora_id=lora_id,
+                        user_id=user_id,
+                        image_keys=keys,
+                        params=TINY_TRAINING_PARAMS,
+                        replicate_fallback=True,
+                    ),
+                    id=workflow_id_for(lora_id),
+                    task_queue=TASK_QUEUE,
+                    result_type=TrainingOutcome,
+                ),
+                timeout=600,
+            )
+        finally:
+            stop_process(process)
+            replicate.close()
+            runpod.close()
+
+    assert outcome.status == "completed", (outcome, log.read_text()[-3000:])
+    assert runpod.pods == {}  # no pod was ever made
+    (training,) = replicate.trainings.values()
+    assert training.status == "succeeded" and training.destination == "loraflow/characters"
+    assert training.input["token_string"] == "ohwx" and training.input["max_train_steps"] == 400
+    assert outcome.stored is not None and outcome.cost_usd > 0
+    with psycopg.connect(pg_dsn) as conn:
+        (pod_id,) = conn.execute(
+            "SELECT runpod_pod_id FROM lora_training_jobs WHERE lora_model_id = %s", [lora_id]
+        ).fetchone()
+    assert pod_id == f"replicate:{training.id}"
