@@ -47,6 +47,7 @@ def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
                 gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
                 cloud_type=settings.runpod_cloud_type,
                 base_model=settings.runpod_base_model,
+                timeout_s=settings.runpod_timeout_s,
             )
         )
     raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local, runpod)")
@@ -67,7 +68,10 @@ def build_activities(
     base_model = resolve_base_model(settings)
     storage = build_storage(settings)
     provider = build_provider(settings, base_model)
-    sweeper = SweeperActivities(providers=[provider], client=client)
+    replicate = _replicate_trainer(settings)
+    sweeper = SweeperActivities(
+        providers=[provider], client=client, replicate=replicate, dsn=settings.database_url
+    )
     validation.configure(base_model)
     training = TrainingActivities(
         dsn=settings.database_url or "",
@@ -109,17 +113,16 @@ def build_activities(
         notify.send_webhook,
         apply.plan_clip,
         sweeper.sweep_orphan_pods,
-        *_replicate_activities(settings, storage),
+        *_replicate_activities(settings, storage, replicate),
     ]
 
 
-def _replicate_activities(settings: Settings, storage: Any) -> list[Callable[..., Any]]:
+def _replicate_trainer(settings: Settings) -> Any:
     if settings.replicate_api_token is None:
-        return []
-    from activities.replicate import ReplicateActivities
+        return None
     from loraflow.compute.replicate import ReplicateConfig, ReplicateTrainer
 
-    trainer = ReplicateTrainer(
+    return ReplicateTrainer(
         ReplicateConfig(
             api_token=settings.replicate_api_token.get_secret_value(),
             destination=settings.replicate_destination,
@@ -128,6 +131,13 @@ def _replicate_activities(settings: Settings, storage: Any) -> list[Callable[...
             price_per_hour=settings.replicate_price_per_hour,
         )
     )
+
+
+def _replicate_activities(settings: Settings, storage: Any, trainer: Any) -> list[Callable[..., Any]]:
+    if trainer is None:
+        return []
+    from activities.replicate import ReplicateActivities
+
     replicate = ReplicateActivities(dsn=settings.database_url or "", storage=storage, trainer=trainer)
     return [
         replicate.replicate_start,

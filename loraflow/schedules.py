@@ -28,45 +28,58 @@ PURGE_VALIDATION_IMAGES = "loraflow-purge-validation-images"
 SWEEP_ORPHAN_PODS = "loraflow-sweep-orphan-pods"
 
 
-def sweep_pods_schedule(settings: Settings) -> Schedule:
+def _every(
+    interval: timedelta, workflow_type: str, arg: object, schedule_id: str, settings: Settings
+) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "SweepOrphanPodsWorkflow",
-            settings.max_training_s,
-            id=SWEEP_ORPHAN_PODS,
-            task_queue=settings.task_queue,
+            workflow_type, arg, id=schedule_id, task_queue=settings.task_queue
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=10))]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),  # a slow run is never doubled
     )
 
 
 def purge_validation_schedule(settings: Settings) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            "PurgeValidationImagesWorkflow",
-            settings.validation_image_days,
-            id=PURGE_VALIDATION_IMAGES,
-            task_queue=settings.task_queue,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    return _every(
+        timedelta(days=1),
+        "PurgeValidationImagesWorkflow",
+        settings.validation_image_days,
+        schedule_id(PURGE_VALIDATION_IMAGES, settings),
+        settings,
     )
+
+
+def sweep_pods_schedule(settings: Settings) -> Schedule:
+    return _every(
+        timedelta(minutes=10),
+        "SweepOrphanPodsWorkflow",
+        settings.max_training_s,
+        schedule_id(SWEEP_ORPHAN_PODS, settings),
+        settings,
+    )
+
+
+def schedule_id(base: str, settings: Settings) -> str:
+    """One schedule per task queue: worker pools on other queues (another provider, a test)
+    keep their own instead of repointing the main one at themselves."""
+    default = Settings.model_fields["task_queue"].default
+    return base if settings.task_queue == default else f"{base}-{settings.task_queue}"
 
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """Create each schedule, or update it to this version's definition."""
     wanted = {
-        PURGE_VALIDATION_IMAGES: purge_validation_schedule(settings),
-        SWEEP_ORPHAN_PODS: sweep_pods_schedule(settings),
+        schedule_id(PURGE_VALIDATION_IMAGES, settings): purge_validation_schedule(settings),
+        schedule_id(SWEEP_ORPHAN_PODS, settings): sweep_pods_schedule(settings),
     }
-    for schedule_id, schedule in wanted.items():
+    for name, schedule in wanted.items():
         try:
-            await client.create_schedule(schedule_id, schedule)
-            log.info("schedule_created", schedule_id=schedule_id)
+            await client.create_schedule(name, schedule)
+            log.info("schedule_created", schedule_id=name)
         except ScheduleAlreadyRunningError:
 
             def _replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
                 return ScheduleUpdate(schedule=new)
 
-            await client.get_schedule_handle(schedule_id).update(_replace)
+            await client.get_schedule_handle(name).update(_replace)

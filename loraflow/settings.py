@@ -90,6 +90,7 @@ class Settings(BaseSettings):
         description="GPU types to try, in order, comma-separated.",
     )
     runpod_cloud_type: str = Field(default="SECURE", description="SECURE or COMMUNITY.")
+    runpod_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of each RunPod API call.")
     runpod_base_model: str = Field(
         default="/models/sdxl-base", description="The base model's folder inside the trainer image."
     )

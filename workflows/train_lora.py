@@ -204,14 +204,7 @@ class TrainLoraWorkflow:
         )
         self._set(pod_id=f"replicate:{training.pod_id}", phase="training")
         while True:
-            stop = cap_reason(
-                workflow.now().timestamp() - training.created_at,
-                training.price_per_hour,
-                cost_cap_usd=request.cost_cap_usd,
-                max_training_s=request.max_training_s,
-            )
-            if stop:
-                raise ApplicationError(stop, type="CapReached", non_retryable=True)
+            _check_caps(training, request)
             progress = await workflow.execute_activity(
                 "replicate_poll",
                 args=[training, POLL_WAIT_S],
@@ -247,14 +240,7 @@ class TrainLoraWorkflow:
     async def _follow_training(self, pod: PodRef, request: TrainLoraInput) -> AgentProgress:
         version = -1
         while True:
-            stop = cap_reason(
-                workflow.now().timestamp() - pod.created_at,
-                pod.price_per_hour,
-                cost_cap_usd=request.cost_cap_usd,
-                max_training_s=request.max_training_s,
-            )
-            if stop:
-                raise ApplicationError(stop, type="CapReached", non_retryable=True)
+            _check_caps(pod, request)
             progress = await workflow.execute_activity(
                 "poll_training",
                 args=[workflow.info().workflow_id, pod, version, POLL_WAIT_S],
@@ -393,6 +379,17 @@ class TrainLoraWorkflow:
         if p.error:
             detail += f" · {p.error}"
         workflow.set_current_details(detail)
+
+
+def _check_caps(pod: PodRef, request: TrainLoraInput) -> None:
+    stop = cap_reason(
+        workflow.now().timestamp() - pod.created_at,
+        pod.price_per_hour,
+        cost_cap_usd=request.cost_cap_usd,
+        max_training_s=request.max_training_s,
+    )
+    if stop:
+        raise ApplicationError(stop, type="CapReached", non_retryable=True)
 
 
 def cap_reason(

@@ -120,6 +120,15 @@ class ReplicateTrainer:
             current = self.get(training_id)
         return current
 
+    def list_active(self) -> list[ReplicateTraining]:
+        """Trainings into our destination that have not ended (for the orphan sweeper)."""
+        page = self._client.trainings.list()
+        return [
+            ReplicateTraining(t.id, t.status, None, t.error, "")
+            for t in page.results
+            if t.destination == self._cfg.destination and t.status not in TERMINAL
+        ]
+
     def _find(self, images_url: str) -> str | None:
         page = self._client.trainings.list()
         for t in page.results:

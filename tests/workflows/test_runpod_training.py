@@ -1,7 +1,8 @@
 """The whole training workflow through the RunPod provider, against the local RunPod-speaking
 server (tests/fakes/runpod.py), whose "pods" run the real pod agent: a 429 storm, a GPU type
-with no instances, and the worker killed with SIGKILL between create and ready — the pod is
-found again by name, not leaked and not doubled — and the training completes, its pod gone."""
+with no instances, a create whose answer comes after the client gave up, and the worker killed
+with SIGKILL between create and ready — the pod is found again by name, not leaked and not
+doubled — and the training completes, its pod gone. Then the sweeper, on the same provider."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
+from loraflow.compute.runpod import RunPodConfig, RunPodProvider
 from loraflow.embedded import child_env, free_port, stop_process
 from loraflow.settings import Settings
 from loraflow.training_types import TrainingOutcome, TrainLoraInput
@@ -44,6 +46,7 @@ def _start_worker(
         LORAFLOW_RUNPOD_BASE_URL=runpod_url,
         LORAFLOW_RUNPOD_GPU_TYPES="NVIDIA L40S,NVIDIA GeForce RTX 4090",
         LORAFLOW_POD_TOKEN_SECRET="test-pod-secret",
+        LORAFLOW_RUNPOD_TIMEOUT_S="2",
         LORAFLOW_LOG_LEVEL="INFO",
     )
     return subprocess.Popen(
@@ -67,6 +70,7 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
     runpod.runtime_after_gets = 10**9  # pods stay RUNNING with a null runtime until we say
     runpod.no_instances = {"NVIDIA L40S"}
     runpod.failures = [(429, {"retry-after": "1"})] * 3 + [(503, {})]
+    runpod.lose_next_create = True  # RunPod makes the pod; its answer comes after the client gave up
     user_id, lora_id = await _new_lora(pool)
     keys = _upload(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
@@ -94,12 +98,22 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             outcome = await asyncio.wait_for(handle.result(), timeout=600)
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            # The sweeper, through the same provider: a pod no workflow knows is terminated.
+            stray = RunPodProvider(
+                RunPodConfig(api_key=KEY, image="x", token_secret="test-pod-secret", base_url=url)
+            ).create("lf-lora-train-no-such-workflow")
+            swept = await temporal_env.client.execute_workflow(
+                "SweepOrphanPodsWorkflow", 3 * 3600.0, id=f"sweep-{lora_id}", task_queue=TASK_QUEUE,
+                result_type=list[str],
+            )  # fmt: skip
         finally:
             stop_process(process)
             runpod.close()
 
     assert outcome.status == "completed", (outcome, log.read_text()[-3000:])
-    assert len(runpod.pods) == 1  # one pod, ever
+    assert swept == [stray.pod_id] and runpod.pods[stray.pod_id].terminated
+    del runpod.pods[stray.pod_id]
+    assert len(runpod.pods) == 1  # one pod for the training, ever, despite the lost answer
     (pod,) = runpod.pods.values()
     assert recorded == [pod.id] and pod.name == f"lf-{workflow_id_for(lora_id)}"
     assert pod.gpu_type == "NVIDIA GeForce RTX 4090"  # the L40S had no instances

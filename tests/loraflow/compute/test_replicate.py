@@ -52,3 +52,29 @@ def test_a_lost_create_is_found_not_repeated_and_cancel_ends_it(
     ended = trainer.cancel(training_id)
     assert ended.status in ("canceled", "succeeded")  # a 2-step training may finish first
     assert trainer.cancel(training_id).status == ended.status  # idempotent
+
+
+async def test_the_sweeper_cancels_replicate_trainings_nothing_owns(
+    fake: tuple[FakeReplicate, str], tmp_path: Path, temporal_env: object, pg_dsn: str
+) -> None:
+    import zipfile
+
+    from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+    from activities.sweeper import SweeperActivities
+    from loraflow.demo import draw_character
+
+    assert isinstance(temporal_env, WorkflowEnvironment)
+    replicate, url = fake
+    images = tmp_path / "orphan.zip"
+    with zipfile.ZipFile(images, "w") as z:
+        for i in range(3):
+            z.writestr(f"{i}.png", draw_character(i))
+    trainer = ReplicateTrainer(
+        ReplicateConfig(api_token=TOKEN, destination="loraflow/characters", base_url=url)
+    )
+    orphan = trainer.start(images.as_uri(), {"steps": 400})  # long enough to be running when swept
+    sweeper = SweeperActivities(providers=[], client=temporal_env.client, replicate=trainer, dsn=pg_dsn)
+    cancelled = await ActivityEnvironment().run(sweeper.sweep_orphan_pods, 3 * 3600.0)
+    assert cancelled == [f"replicate:{orphan}"]
+    assert replicate.trainings[orphan].status == "canceled"
