@@ -161,7 +161,13 @@ class JobActivities:
                 [[self._storage.url(k) for k in dataset], Jsonb(dataset), character_id, lora_id],
             )
         params = {k: v for k, v in stored_params.items() if k not in _BOOKKEEPING}
-        return JobDataset(keys=dataset, params=params)
+        return JobDataset(
+            keys=dataset,
+            params=params,
+            cost_cap_usd=self._settings.training_cost_cap_usd,
+            max_training_s=self._settings.max_training_s,
+            replicate_fallback=self._settings.replicate_api_token is not None,
+        )
 
     @activity.defn(name="job_lora_status")
     async def job_lora_status(self, job_id: str) -> list[JobLoraStatus]:

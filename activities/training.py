@@ -251,30 +251,31 @@ class TrainingActivities:
         urls = [s.image_url for s in outcome.scores] or None
         passed = outcome.status == "completed"
         cost = Decimal(str(round(outcome.cost_usd, 4)))
-        with self._db() as conn, conn.transaction():
-            conn.execute(
-                """UPDATE lora_models SET training_status = %s, error_message = %s, validation_passed = %s,
-                          validation_image_urls = coalesce(%s, validation_image_urls), training_cost = %s,
-                          completed_at = now()
-                    WHERE id = %s AND training_status NOT IN ('completed', 'failed')""",
-                [outcome.status, outcome.error, passed, urls, cost, outcome.lora_id],
-            )
-            conn.execute(
-                """UPDATE lora_training_jobs
-                      SET completed_at = coalesce(completed_at, now()), error_message = %s,
-                          training_progress = CASE WHEN %s THEN 100 ELSE training_progress END
-                    WHERE id = %s""",
-                [outcome.error, passed, job_id_for(workflow_id)],
-            )
-            if outcome.pod_seconds > 0:
+        with self._db() as conn:
+            with conn.transaction():
                 conn.execute(
-                    """INSERT INTO job_costs (id, lora_model_id, service, cost)
-                       VALUES (%s, %s, 'lora_training', %s) ON CONFLICT (id) DO NOTHING""",
-                    [job_id_for(workflow_id), outcome.lora_id, cost],
+                    """UPDATE lora_models
+                          SET training_status = %s, error_message = %s, validation_passed = %s,
+                              validation_image_urls = coalesce(%s, validation_image_urls), training_cost = %s,
+                              completed_at = now()
+                        WHERE id = %s AND training_status NOT IN ('completed', 'failed')""",
+                    [outcome.status, outcome.error, passed, urls, cost, outcome.lora_id],
                 )
-        if outcome.pod_seconds > 0 and self._settings is not None:
-            with self._db() as conn:
-                budget.alert_if_crossed(conn, self._settings)
+                conn.execute(
+                    """UPDATE lora_training_jobs
+                          SET completed_at = coalesce(completed_at, now()), error_message = %s,
+                              training_progress = CASE WHEN %s THEN 100 ELSE training_progress END
+                        WHERE id = %s""",
+                    [outcome.error, passed, job_id_for(workflow_id)],
+                )
+                if outcome.pod_seconds > 0:
+                    conn.execute(
+                        """INSERT INTO job_costs (id, lora_model_id, service, cost)
+                           VALUES (%s, %s, 'lora_training', %s) ON CONFLICT (id) DO NOTHING""",
+                        [job_id_for(workflow_id), outcome.lora_id, cost],
+                    )
+            if outcome.pod_seconds > 0 and self._settings is not None:
+                budget.alert_if_crossed(conn, self._settings)  # after the commit: it counts this cost
         log.info("training_recorded", workflow_id=workflow_id, lora_id=outcome.lora_id, **_brief(outcome))
 
 

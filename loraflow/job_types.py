@@ -41,6 +41,9 @@ class CharacterLora:
 class JobDataset:
     keys: list[str]  # storage keys of the images to train on
     params: dict[str, Any]  # the resolved training parameters recorded on the LoRA
+    cost_cap_usd: float = 5.0  # the worker's settings, for the child TrainLoraWorkflow
+    max_training_s: float = 3 * 3600.0
+    replicate_fallback: bool = False
 
 
 @dataclass

@@ -144,13 +144,8 @@ async def start_training(
             [Jsonb(params), params.get("trigger_word"), lora_id],
         )
     try:
-        await client.start_workflow(
-            "TrainLoraWorkflow",
-            _input(settings, lora_id, user_id, image_keys, params),
-            id=workflow_id_for(lora_id),
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        await _start_workflow(
+            client, settings, lora_id, user_id, image_keys, params, WorkflowIDConflictPolicy.FAIL
         )
     except WorkflowAlreadyStartedError:
         return False
@@ -168,15 +163,32 @@ async def send_images(
 ) -> None:
     """Hand the LoRA's images to its workflow: signal-with-start, so a LoRA whose workflow was
     never started (Temporal was away at creation) gets one now, and a retry is harmless."""
+    await _start_workflow(
+        client, settings, lora_id, user_id, image_keys, params, WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="add_images", start_signal_args=[image_keys],
+    )  # fmt: skip
+
+
+async def _start_workflow(
+    client: Client,
+    settings: Settings,
+    lora_id: str,
+    user_id: str,
+    image_keys: list[str],
+    params: dict[str, Any],
+    on_conflict: WorkflowIDConflictPolicy,
+    **signal: Any,
+) -> None:
+    """The one place TrainLoraWorkflow is started for a LoRA: its id, queue and input, and a
+    closed workflow's id never reused (a finished LoRA is never trained again)."""
     await client.start_workflow(
         "TrainLoraWorkflow",
         _input(settings, lora_id, user_id, image_keys, params),
         id=workflow_id_for(lora_id),
         task_queue=settings.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="add_images",
-        start_signal_args=[image_keys],
+        id_conflict_policy=on_conflict,
+        **signal,
     )
 
 

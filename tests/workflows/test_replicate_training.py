@@ -5,21 +5,20 @@ really trains), and completes: stored, validated, costed, with no pod anywhere."
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow.embedded import child_env, stop_process
+from loraflow.embedded import stop_process
 from loraflow.settings import Settings
 from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 from workflows.train_lora import workflow_id_for
 
@@ -43,11 +42,10 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
     log = tmp_path / "worker.log"
     with serve(runpod.app()) as runpod_url, serve(replicate.app()) as replicate_url:
         replicate.url = replicate_url
-        env = child_env(
-            DATABASE_URL=settings.database_url or "",
-            TEMPORAL_ADDRESS=settings.temporal_address,
-            LORAFLOW_DATA_DIR=str(settings.data_dir),
-            LORAFLOW_TASK_QUEUE=TASK_QUEUE,
+        process = start_worker(
+            settings,
+            TASK_QUEUE,
+            log,
             LORAFLOW_COMPUTE_PROVIDER="runpod",
             LORAFLOW_RUNPOD_API_KEY="rp",
             LORAFLOW_RUNPOD_BASE_URL=runpod_url,
@@ -56,12 +54,6 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
             LORAFLOW_REPLICATE_API_TOKEN="r8_test",
             LORAFLOW_REPLICATE_BASE_URL=replicate_url,
             LORAFLOW_REPLICATE_DESTINATION="loraflow/characters",
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "loraflow.cli", "worker"],
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
         )
         try:
             outcome = await asyncio.wait_for(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,12 +18,13 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.runpod import RunPodConfig, RunPodProvider
-from loraflow.embedded import child_env, free_port, stop_process
+from loraflow.embedded import free_port, stop_process
 from loraflow.settings import Settings
 from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 from workflows.train_lora import workflow_id_for
 
@@ -35,25 +35,17 @@ KEY = "rp-test-key"
 def _start_worker(
     settings: Settings, runpod_url: str, log: Path, metrics_port: int | None = None
 ) -> subprocess.Popen[bytes]:
-    env = child_env(
+    return start_worker(
+        settings,
+        TASK_QUEUE,
+        log,
         **({"LORAFLOW_METRICS_PORT": str(metrics_port)} if metrics_port else {}),
-        DATABASE_URL=settings.database_url or "",
-        TEMPORAL_ADDRESS=settings.temporal_address,
-        LORAFLOW_DATA_DIR=str(settings.data_dir),
-        LORAFLOW_TASK_QUEUE=TASK_QUEUE,
         LORAFLOW_COMPUTE_PROVIDER="runpod",
         LORAFLOW_RUNPOD_API_KEY=KEY,
         LORAFLOW_RUNPOD_BASE_URL=runpod_url,
         LORAFLOW_RUNPOD_GPU_TYPES="NVIDIA L40S,NVIDIA GeForce RTX 4090",
         LORAFLOW_POD_TOKEN_SECRET="test-pod-secret",
         LORAFLOW_RUNPOD_TIMEOUT_S="2",
-        LORAFLOW_LOG_LEVEL="INFO",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "loraflow.cli", "worker"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -16,10 +15,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
-from loraflow.embedded import child_env, stop_process
+from loraflow.embedded import stop_process
 from loraflow.settings import Settings
 from loraflow.training_types import TrainingOutcome, TrainingProgress, TrainLoraInput
 from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 from workflows.train_lora import workflow_id_for
 
@@ -27,19 +27,7 @@ TASK_QUEUE = "loraflow-crash-test"
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = child_env(
-        DATABASE_URL=settings.database_url or "",
-        TEMPORAL_ADDRESS=settings.temporal_address,
-        LORAFLOW_DATA_DIR=str(settings.data_dir),
-        LORAFLOW_TASK_QUEUE=TASK_QUEUE,
-        LORAFLOW_LOG_LEVEL="INFO",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "loraflow.cli", "worker"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    return start_worker(settings, TASK_QUEUE, log)
 
 
 async def _progress(handle: WorkflowHandle) -> TrainingProgress:

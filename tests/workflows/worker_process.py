@@ -1,0 +1,30 @@
+"""`loraflow worker` as its own process, for tests that kill it or configure it differently
+from the session's in-process worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from loraflow.embedded import child_env
+from loraflow.settings import Settings
+
+
+def start_worker(settings: Settings, task_queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """A worker on ``task_queue`` sharing the session's database, Temporal and data dir;
+    ``env`` adds or overrides settings (provider, keys, URLs)."""
+    environment = child_env(
+        DATABASE_URL=settings.database_url or "",
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        LORAFLOW_DATA_DIR=str(settings.data_dir),
+        LORAFLOW_TASK_QUEUE=task_queue,
+        LORAFLOW_LOG_LEVEL="INFO",
+        **env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "loraflow.cli", "worker"],
+        env=environment,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
