@@ -1,11 +1,25 @@
-"""Object storage on Supabase Storage (storage3), chosen with ``LORAFLOW_STORAGE=supabase``.
+"""Object storage on Supabase Storage, chosen with ``LORAFLOW_STORAGE=supabase``.
 
 Keys are ``{bucket}/{path}`` as everywhere (buckets ``lora-models``, ``lora-training-images``,
-``lora-validation``, ``lora-staging``, ``lora-keyframes``). Uploads go through storage3 with
-``upsert`` off, so Storage itself refuses to overwrite; the sha256 travels as the object's user
-metadata. Downloads stream with httpx (storage3's ``download`` returns the whole body in
-memory, which a LoRA of 100+ MB should not need). ``url`` is the public URL for the public
-library (``lora-models``) and a signed URL for the other buckets.
+``lora-validation``, ``lora-staging``, ``lora-keyframes``). The wire contract is the vendor's
+OpenAPI document, written down as typed models in ``loraflow.storage.supabase_api``.
+
+Uploads go through storage3 with upsert off, so Storage itself refuses to overwrite; the sha256
+travels as the object's user metadata. storage3 is also used for listing, removing and public
+URLs, where what it sends matches the document. Object info, downloads and signed URLs go
+through httpx directly:
+
+* downloads stream (storage3's ``download`` holds the whole body in memory, which a LoRA of 100+
+  MB should not need);
+* info and download use the ``authenticated`` routes, which refuse a bad key with a 403 instead
+  of answering as the anon role ("not found");
+* storage3's ``create_signed_url`` sends ``expiresIn`` as a string where the document says
+  integer (``#/paths/~1object~1sign~1{bucketName}~1{*}/post/requestBody``).
+
+Errors: Storage answers every non-500 error with HTTP 400 and the real code in the body
+(``#/components/schemas/def-1``), so a missing object is recognised by the body's ``statusCode``
+"404" / ``error`` "not_found", never by the HTTP status. Any other error is raised as storage3's
+``StorageApiError`` (``status`` the body's ``statusCode``), whichever path it came from.
 """
 
 from __future__ import annotations
@@ -13,24 +27,37 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
+from loraflow.logging import get_logger
 from loraflow.storage.base import ObjectExists, ObjectNotFound, StoredObject, check_key
+from loraflow.storage.supabase_api import (
+    OBJECT_LIST,
+    ErrorBody,
+    ObjectInfo,
+    Op,
+    SignRequest,
+    SignResponse,
+)
 
 PUBLIC_BUCKETS = frozenset({"lora-models"})
 _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+_PAGE = 1000  # list page size (the document sets only a minimum of 1)
+
+log = get_logger(__name__)
 
 
 class SupabaseStorage:
     def __init__(self, url: str, service_key: str, *, signed_url_ttl_s: int = 7 * 24 * 3600) -> None:
-        base = url.rstrip("/") + "/storage/v1"
+        self._base = url.rstrip("/") + "/storage/v1"
         headers = {"apiKey": service_key, "Authorization": f"Bearer {service_key}"}
-        self._client = SyncStorageClient(base, headers)
-        self._http = httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, read=300))
+        self._http = httpx.Client(base_url=self._base, headers=headers, timeout=httpx.Timeout(30, read=300))
+        # One connection pool and one set of timeouts for both (storage3's own default is 20 s).
+        self._client = SyncStorageClient(self._base + "/", headers, http_client=self._http)
         self._ttl = signed_url_ttl_s
 
     def put(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
@@ -46,6 +73,9 @@ class SupabaseStorage:
             spool.seek(0)
             stored = StoredObject(key, size, digest.hexdigest())
             try:
+                # storage3 sends multipart/form-data with the cacheControl and metadata fields
+                # *before* the file part (the server only sees fields that precede the file) and
+                # the header x-upsert: false.
                 self._client.from_(bucket).upload(
                     path,
                     spool,  # type: ignore[arg-type]  # a binary file object: httpx streams it
@@ -56,32 +86,31 @@ class SupabaseStorage:
                     },
                 )
             except StorageApiError as exc:
-                if not _is_duplicate(exc):
+                if str(exc.status) != "409":  # statusCode "409" (error "Duplicate"): key exists
                     raise
                 if self.stat(key).sha256 != stored.sha256:
                     raise ObjectExists(f"{key} already exists with other content") from None
+                log.info("storage.put_retry_same_content", key=key, size=size)
         return stored
 
     def get(self, key: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         bucket, path = check_key(key)
-        with self._http.stream("GET", f"/object/{bucket}/{path}") as r:
-            if r.status_code in (400, 404):
-                raise ObjectNotFound(key)
-            r.raise_for_status()
+        with self._http.stream(Op.DOWNLOAD.method, Op.DOWNLOAD.path(bucket, path)) as r:
+            if r.is_error:
+                r.read()
+                raise _failure(key, r)
             yield from r.iter_bytes(chunk_size)
 
     def stat(self, key: str) -> StoredObject:
         bucket, path = check_key(key)
-        try:
-            info: dict[str, Any] = self._client.from_(bucket).info(path)
-        except StorageApiError as exc:
-            if str(exc.status) in ("400", "404"):
-                raise ObjectNotFound(key) from None
-            raise
-        metadata = info.get("metadata") or {}
+        r = self._http.request(Op.INFO.method, Op.INFO.path(bucket, path))
+        if r.is_error:
+            raise _failure(key, r)
+        info = ObjectInfo.model_validate_json(r.content)
+        metadata = info.metadata or {}  # the user metadata put() wrote
         sha256 = metadata.get("sha256")
-        size = int(info.get("size") or metadata.get("size") or 0)
-        if not sha256:  # not uploaded by loraflow: hash it
+        size = info.size if info.size is not None else int(metadata.get("size") or 0)
+        if not isinstance(sha256, str) or not sha256:  # not uploaded by loraflow: hash it
             digest = hashlib.sha256()
             size = 0
             for chunk in self.get(key):
@@ -98,33 +127,53 @@ class SupabaseStorage:
         return sorted(keys)
 
     def _walk(self, bucket: str, folder: str, keys: list[str]) -> None:
+        # The list operation lists one folder (prefix = folder path), folders as entries with a
+        # null id; storage3's body (prefix, limit, offset, sortBy) matches ListRequest.
         offset = 0
         while True:
-            page = self._client.from_(bucket).list(folder, {"limit": 1000, "offset": offset})
+            raw = self._client.from_(bucket).list(folder, {"limit": _PAGE, "offset": offset})
+            page = OBJECT_LIST.validate_python(raw)
             for item in page:
-                name = f"{folder}/{item['name']}" if folder else item["name"]
-                if item.get("id") is None:  # a folder
+                name = f"{folder}/{item.name}" if folder else item.name
+                if item.is_folder:
                     self._walk(bucket, name, keys)
                 else:
                     keys.append(f"{bucket}/{name}")
-            if len(page) < 1000:
+            if len(page) < _PAGE:
                 return
             offset += len(page)
 
     def url(self, key: str) -> str:
         bucket, path = check_key(key)
-        files = self._client.from_(bucket)
         if bucket in PUBLIC_BUCKETS:
-            return files.get_public_url(path)
-        return files.create_signed_url(path, self._ttl)["signedURL"]
+            return self._client.from_(bucket).get_public_url(path)
+        body = SignRequest(expiresIn=self._ttl).model_dump(mode="json", exclude_none=True)
+        r = self._http.request(Op.SIGN.method, Op.SIGN.path(bucket, path), json=body)
+        if r.is_error:
+            raise _failure(key, r)
+        signed = SignResponse.model_validate_json(r.content).signedURL
+        return f"{self._base}/{signed.lstrip('/')}"
 
     def delete(self, key: str) -> None:
         bucket, path = check_key(key)
         self._client.from_(bucket).remove([path])
 
 
-def _is_duplicate(exc: StorageApiError) -> bool:
-    return str(exc.status) == "409" or exc.code == "Duplicate" or "already exists" in exc.message
+def _failure(key: str, response: httpx.Response) -> Exception:
+    """The exception for an error answer: ``ObjectNotFound`` only when the body says so."""
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        log.warning("storage.unparseable_error", key=key, http_status=response.status_code)
+        return StorageApiError(
+            f"unparseable error body: {response.text[:200]!r}", "InternalError", response.status_code
+        )
+    if body.is_object_not_found:
+        return ObjectNotFound(key)
+    log.warning(
+        "storage.error", key=key, http_status=response.status_code, status=body.statusCode, error=body.error
+    )
+    return StorageApiError(body.message, body.error, body.statusCode)
 
 
 def _content_type(path: str) -> str:
