@@ -1,28 +1,73 @@
 """The Replicate path of TrainLoraWorkflow (when RunPod has no GPU): start, poll, download,
-cancel. Each is idempotent, like the pod activities they stand in for."""
+cancel. Each is idempotent, like the pod activities they stand in for.
+
+Replicate's SDXL trainer trains textual-inversion tokens (``<s0><s1>``, standing for the trigger
+word) together with the LoRA; its ``output.weights`` tar holds ``lora.safetensors``,
+``embeddings.pti`` (the tokens' embeddings, one tensor per text encoder) and
+``special_params.json`` (trigger word → ``"<s0><s1>"``). The LoRA alone would lack the tokens it
+was trained with, so download stores one ``.safetensors`` holding both: the LoRA's tensors as
+they are, the embeddings under ``loraflow.embeddings.clip_l``/``clip_g``, and the token map in
+``__metadata__`` (the format: ``loraflow.validation``, "trained tokens").
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
+import json
+import re
+import shutil
+import struct
 import tarfile
+import tempfile
 import time
 import zipfile
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
-import httpx
 import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.training import job_id_for
 from loraflow.compute import ProviderError
-from loraflow.compute.replicate import TERMINAL, ReplicateTrainer
+from loraflow.compute.replicate import NotFound, ReplicateTrainer, billed_seconds, end_reason
+from loraflow.compute.replicate_api import Training, TrainingStatus
 from loraflow.logging import get_logger
 from loraflow.storage import Storage
 from loraflow.training_types import AgentProgress, PodRef, StagedArtifact
+from loraflow.validation import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
 
 log = get_logger(__name__)
+
+#: The dataset zip's name. Its URL's path (``.../lora-staging/{lora_id}/replicate-dataset.zip``)
+#: is how a training is known as ours and whose: Replicate's trainings carry no destination, but
+#: they do carry their ``input``.
+DATASET_NAME = "replicate-dataset.zip"
+_DATASET_PATH = re.compile(r"/lora-staging/([^/]+)/" + re.escape(DATASET_NAME) + "$")
+
+#: What we take from the weights tar, and how large each may be (bytes).
+_LORA, _EMBEDDINGS, _SPECIAL = "lora.safetensors", "embeddings.pti", "special_params.json"
+_LIMITS = {_LORA: 4 << 30, _EMBEDDINGS: 64 << 20, _SPECIAL: 1 << 20}
+#: embeddings.pti's tensors, by text encoder (Replicate's SDXL trainer: ``text_encoders_{i}`` is
+#: the pipeline's i-th text encoder: CLIP ViT-L, then OpenCLIP ViT-bigG), and our names for them.
+_PTI_KEYS = {"text_encoders_0": "clip_l", "text_encoders_1": "clip_g"}
+_MAX_HEADER = 100 << 20  # safetensors' own limit
+_DTYPE_SIZES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+
+
+def dataset_key(lora_id: str) -> str:
+    return f"lora-staging/{lora_id}/{DATASET_NAME}"
+
+
+def lora_id_of(training: Training) -> str | None:
+    """The LoRA a training is of, read from its dataset URL; None if it is not one of ours."""
+    images = training.input.get("input_images")
+    if not isinstance(images, str):
+        return None
+    match = _DATASET_PATH.search(unquote(urlsplit(images).path))
+    return match[1] if match else None
 
 
 class ReplicateActivities:
@@ -36,15 +81,16 @@ class ReplicateActivities:
         self, lora_id: str, workflow_id: str, dataset: list[str], params: dict[str, Any]
     ) -> PodRef:
         """Zip the dataset (deterministically: a retry writes the same bytes), start the
-        training (or find the one a lost attempt started), and record its id."""
+        training (or find the one a lost attempt started), and record its id at once."""
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
             for index, key in enumerate(dataset):
                 info = zipfile.ZipInfo(f"{index}.png", date_time=(2020, 1, 1, 0, 0, 0))
                 z.writestr(info, b"".join(self._storage.get(key)))
-        zip_key = f"lora-staging/{lora_id}/replicate-dataset.zip"
+        zip_key = dataset_key(lora_id)
         self._storage.put(zip_key, [archive.getvalue()])
         try:
+            # A new signature each attempt: the trainer finds an earlier training by the path.
             training_id = self._trainer.start(self._storage.url(zip_key), params)
         except ProviderError as exc:
             raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
@@ -64,81 +110,241 @@ class ReplicateActivities:
 
     @activity.defn(name="replicate_poll")
     def replicate_poll(self, training: PodRef, wait_s: float) -> AgentProgress:
-        """The training's state, returned when it ends or after ``wait_s``."""
+        """The training's state, returned when it ends or after ``wait_s``. Every way it can
+        end without weights (failed, canceled, aborted) is ``failed``, with the reason."""
         deadline = time.monotonic() + wait_s
         while True:
-            current = self._trainer.get(training.pod_id)
-            activity.heartbeat(current.status)
-            if current.status in TERMINAL or time.monotonic() >= deadline:
-                state = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}.get(
-                    current.status, "training"
-                )
-                return AgentProgress(state=state, phase=current.status, error=current.error)
+            current = _provider_call(self._trainer.get, training.pod_id)
+            activity.heartbeat(str(current.status))
+            if current.terminal or time.monotonic() >= deadline:
+                if current.status == TrainingStatus.succeeded:
+                    state = "succeeded"
+                else:
+                    state = "failed" if current.terminal else "training"
+                return AgentProgress(state=state, phase=str(current.status), error=end_reason(current))
             time.sleep(1.0)
 
     @activity.defn(name="replicate_download")
     def replicate_download(self, lora_id: str, training: PodRef) -> StagedArtifact:
-        """Stream ``output.weights`` into staging; from a tar (as the SDXL trainer ships it),
-        its ``.safetensors`` member."""
-        current = self._trainer.get(training.pod_id)
-        if current.status != "succeeded" or not current.weights_url:
+        """Fetch ``output.weights`` (with the token: Replicate's file URLs need it) and stage
+        the LoRA, with the trained token embeddings when the weights carry them."""
+        current = _provider_call(self._trainer.get, training.pod_id)
+        weights = current.output.weights if current.output else None
+        if current.status != TrainingStatus.succeeded or not weights:
             raise ApplicationError(f"Replicate training {training.pod_id} has no weights", non_retryable=True)
+        trigger = str(current.input.get("token_string") or "")
         key = f"lora-staging/{lora_id}/replicate-{training.pod_id}.safetensors"
-        digest = hashlib.sha256()
-        size = 0
-
-        def counted(chunks: Any) -> Any:
-            nonlocal size
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-
-        with httpx.stream(
-            "GET", current.weights_url, timeout=httpx.Timeout(30, read=300), follow_redirects=True
-        ) as r:
-            r.raise_for_status()
-            if current.weights_url.split("?")[0].endswith(".tar"):
-                with tarfile.open(fileobj=_Reader(r.iter_bytes(1 << 20)), mode="r|*") as tar:
-                    for member in tar:
-                        if member.name.endswith(".safetensors") and (f := tar.extractfile(member)):
-                            self._storage.put(key, counted(iter(lambda: f.read(1 << 20), b"")))
-                            break
-                    else:
-                        raise ApplicationError(
-                            "the trained weights hold no .safetensors file", non_retryable=True
-                        )
-            else:
-                self._storage.put(key, counted(r.iter_bytes(1 << 20)))
-        return StagedArtifact(key, size, digest.hexdigest())
+        with tempfile.TemporaryDirectory(prefix="loraflow-replicate-") as tmp:
+            work = Path(tmp)
+            download = work / "weights"
+            try:
+                with self._trainer.open_file(weights) as r, download.open("wb") as f:
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+                        activity.heartbeat()
+            except ProviderError as exc:
+                raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
+            try:
+                artifact = lora_from_weights(download, work, trigger)
+            except ValueError as exc:
+                raise ApplicationError(f"the trained weights: {exc}", non_retryable=True) from exc
+            stored = self._storage.put(key, _chunks(artifact))
+        log.info("replicate_weights_staged", training_id=training.pod_id, key=key, size=stored.size)
+        return StagedArtifact(key, stored.size, stored.sha256)
 
     @activity.defn(name="replicate_cancel")
     def replicate_cancel(self, training: PodRef) -> float:
         """Cleanup: cancel unless it has ended; raises (so is retried) until Replicate says it
-        has. Returns the seconds billed (approximately: since it was started)."""
-        current = self._trainer.cancel(training.pod_id)
-        if current.status not in TERMINAL:
+        has. An already-ended training (``aborted`` too) is a success. Returns the seconds
+        billed."""
+        try:
+            current = self._trainer.cancel(training.pod_id)
+        except NotFound:
+            log.warning("replicate_training_unknown", training_id=training.pod_id)
+            return 0.0  # nothing there to bill
+        except ProviderError as exc:
+            raise ApplicationError(str(exc)) from exc  # retried: only an ended training stops it
+        if not current.terminal:
             raise ApplicationError(f"Replicate training {training.pod_id} is still {current.status}")
-        return max(0.0, time.time() - training.created_at)
+        log.info("replicate_training_ended", training_id=training.pod_id, status=str(current.status))
+        return billed_seconds(current, since=training.created_at)
 
 
-class _Reader(io.RawIOBase):
-    """A file object over an iterator of chunks, for tarfile's streaming mode."""
+def _provider_call(call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except ProviderError as exc:
+        raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
 
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = chunks
-        self._buffer = b""
 
-    def readable(self) -> bool:
-        return True
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
 
-    def readinto(self, b: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
+
+# -- the weights ---------------------------------------------------------------------------
+
+
+def lora_from_weights(weights: Path, work: Path, trigger: str) -> Path:
+    """The file to store, from what ``output.weights`` was: a tar (the SDXL trainer's) or a
+    bare ``.safetensors``. Raises ValueError when it is neither or is malformed."""
+    if not tarfile.is_tarfile(weights):
+        return weights  # checked as safetensors by store_lora
+    try:
+        members = _extract(weights, work)
+    except tarfile.TarError as exc:
+        raise ValueError(f"the tar is unreadable: {exc}") from exc
+    if _LORA not in members:
+        raise ValueError(f"the tar holds no {_LORA}")
+    if _EMBEDDINGS not in members:
+        log.warning("replicate_weights_without_embeddings")  # a trainer without tokens
+        return members[_LORA]
+    embeddings = _read_pti(members[_EMBEDDINGS])
+    rows = {shape[0] for _, shape, _ in embeddings.values()}
+    if len(rows) != 1:
+        raise ValueError(f"{_EMBEDDINGS}: the text encoders have different token counts")
+    token_map = _token_map(members.get(_SPECIAL), trigger, rows.pop())
+    out = work / "lora-with-embeddings.safetensors"
+    bundle(members[_LORA], embeddings, token_map, out)
+    return out
+
+
+def _extract(tar_path: Path, work: Path) -> dict[str, Path]:
+    """The members we use, by name, into files we name: nothing in the tar chooses a path."""
+    found: dict[str, Path] = {}
+    with tarfile.open(tar_path) as tar:
+        for member in tar:
+            name = PurePosixPath(member.name).name
+            if name not in _LIMITS or not member.isfile() or name in found:
+                continue
+            if member.size > _LIMITS[name]:
+                raise ValueError(f"{name} is {member.size} bytes, more than {_LIMITS[name]}")
+            source = tar.extractfile(member)
+            if source is None:
+                continue
+            target = work / f"member-{name}"
+            with source, target.open("wb") as f:
+                shutil.copyfileobj(source, f, 1 << 20)
+            found[name] = target
+    return found
+
+
+def _token_map(special: Path | None, trigger: str, rows: int) -> tuple[str, tuple[str, ...]]:
+    """(trigger word, its tokens) from special_params.json; without it, the trainer's
+    convention ``<s0>...<sN-1>`` for the training's trigger word."""
+    if special is None:
+        if not trigger:
+            raise ValueError(f"{_SPECIAL} is missing and the training has no token_string")
+        return trigger, tuple(f"<s{i}>" for i in range(rows))
+    try:
+        mapping = json.loads(special.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{_SPECIAL} is not JSON") from exc
+    if not isinstance(mapping, dict) or not mapping:
+        raise ValueError(f"{_SPECIAL} maps nothing")
+    if trigger in mapping:
+        value = mapping[trigger]
+    elif len(mapping) == 1:  # the one token string the training had, whatever it was called
+        ((name, value),) = mapping.items()
+        trigger = trigger or name
+    else:
+        raise ValueError(f"{_SPECIAL} does not map the trigger word {trigger!r}")
+    tokens = split_tokens(value) if isinstance(value, str) else ()
+    if len(tokens) != rows:
+        raise ValueError(f"{_SPECIAL} maps {trigger!r} to {value!r}, not to {rows} tokens")
+    return trigger, tokens
+
+
+# -- safetensors, without loading a tensor ---------------------------------------------------
+# The LoRA can be hundreds of MB and in any dtype: the bundle copies its bytes as they are and
+# appends the embeddings' bytes, rewriting only the header (offsets are relative to the data).
+
+
+def _header(f: BinaryIO, size: int) -> tuple[dict[str, Any], int]:
+    """The parsed header and the data section's length, checked to cover the data exactly."""
+    raw = f.read(8)
+    if len(raw) < 8:
+        raise ValueError("too short to be safetensors")
+    (length,) = struct.unpack("<Q", raw)
+    if length > min(size - 8, _MAX_HEADER):
+        raise ValueError("the safetensors header is larger than the file")
+    try:
+        header = json.loads(f.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError("the safetensors header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise ValueError("the safetensors header is not an object")
+    data = size - 8 - length
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, stop = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"tensor {name} has no data offsets") from exc
+        if not 0 <= begin <= stop <= data:
+            raise ValueError(f"tensor {name} lies outside the file")
+        end = max(end, stop)
+    return header, end
+
+
+def _read_pti(path: Path) -> dict[str, tuple[str, list[int], bytes]]:
+    """embeddings.pti (a safetensors file): our key → (dtype, shape, bytes)."""
+    with path.open("rb") as f:
+        header, _ = _header(f, path.stat().st_size)
+        start = f.tell()
+        out = {}
+        for pti_key, ours in _PTI_KEYS.items():
+            entry = header.get(pti_key)
+            shape = entry.get("shape") if isinstance(entry, dict) else None
+            if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) for n in shape)):
+                raise ValueError(f"{_EMBEDDINGS} has no 2-D {pti_key}")
+            dtype = str(entry["dtype"])
+            begin, stop = entry["data_offsets"]
+            if dtype not in _DTYPE_SIZES or stop - begin != shape[0] * shape[1] * _DTYPE_SIZES[dtype]:
+                raise ValueError(f"{_EMBEDDINGS}: {pti_key} is not {shape} of a float type")
+            f.seek(start + begin)
+            out[ours] = (dtype, shape, f.read(stop - begin))
+    return out
+
+
+def bundle(
+    lora: Path,
+    embeddings: dict[str, tuple[str, list[int], bytes]],
+    token_map: tuple[str, tuple[str, ...]],
+    out: Path,
+) -> None:
+    """Write ``lora`` plus ``embeddings`` (under ``loraflow.embeddings.<name>``) and the token
+    map (in ``__metadata__``) to ``out``. Deterministic: a retry writes the same bytes."""
+    with lora.open("rb") as src:
+        header, data_length = _header(src, lora.stat().st_size)
+        metadata = dict(header.pop("__metadata__", None) or {})
+        trigger, tokens = token_map
+        metadata[TOKEN_MAP_KEY] = json.dumps({trigger: "".join(tokens)})
+        metadata["loraflow.trigger_word"] = trigger
+        offset = data_length
+        for name in sorted(embeddings):
+            dtype, shape, data = embeddings[name]
+            header[EMBEDDING_PREFIX + name] = {
+                "dtype": dtype,
+                "shape": shape,
+                "data_offsets": [offset, offset + len(data)],
+            }
+            offset += len(data)
+        text = json.dumps({"__metadata__": metadata, **dict(sorted(header.items()))}, separators=(",", ":"))
+        encoded = text.encode()
+        encoded += b" " * (-len(encoded) % 8)  # safetensors pads the header to 8 bytes
+        with out.open("wb") as dst:
+            dst.write(struct.pack("<Q", len(encoded)))
+            dst.write(encoded)
+            remaining = data_length
+            while remaining:
+                chunk = src.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise ValueError("the LoRA file ends early")
+                dst.write(chunk)
+                remaining -= len(chunk)
+            for name in sorted(embeddings):
+                dst.write(embeddings[name][2])

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 import psycopg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.replicate import lora_id_of
+from activities.training import job_id_for
 from loraflow.compute import ComputeProvider
+from loraflow.compute.replicate import NotFound, ReplicateTrainer
+from loraflow.compute.replicate_api import Training
 from loraflow.compute.runpod import NAME_PREFIX
 from loraflow.logging import get_logger
 
-if TYPE_CHECKING:  # the replicate package is in the `cloud` extra
-    from loraflow.compute.replicate import ReplicateTrainer
-
 log = get_logger(__name__)
+#: A training younger than this is not called a duplicate: its start activity may not have
+#: recorded it yet (it records right after Replicate answers; this is ample).
+_RECORD_GRACE_S = 15 * 60.0
 
 
 class SweeperActivities:
@@ -62,30 +65,72 @@ class SweeperActivities:
                 killed.append(pod.pod_id)
                 activity.heartbeat(pod.pod_id)
         if self._replicate is not None:
-            killed += await self._sweep_replicate(self._replicate)
+            killed += await self._sweep_replicate(self._replicate, max_training_s)
         return killed
 
-    async def _sweep_replicate(self, replicate: ReplicateTrainer) -> list[str]:
-        """Replicate trainings into our destination whose workflow is gone are cancelled
-        (they would end by themselves, but bill until then)."""
+    async def _sweep_replicate(self, replicate: ReplicateTrainer, max_training_s: float) -> list[str]:
+        """Cancel our running Replicate trainings that nothing follows: their workflow is gone,
+        their workflow follows another training (a duplicate a lost create left), or they run
+        past the maximum time. They would end by themselves, but bill until then.
+
+        Trainings carry no destination: ours are the ones recorded in lora_training_jobs, or on
+        our trainer's model with our dataset path in ``input_images``. Others are never touched."""
         cancelled = []
         for training in await asyncio.to_thread(replicate.list_active):
-            workflow_id = await asyncio.to_thread(self._workflow_of, training.id)
-            reason = "no training record" if workflow_id is None else await self._orphaned(workflow_id)
+            workflow_id = await asyncio.to_thread(self._workflow_of, training, replicate)
+            if workflow_id is None:
+                continue
+            reason = await self._orphaned(workflow_id)
+            age = time.time() - training.created_at.timestamp() if training.created_at else 0.0
+            if reason is None and age > _RECORD_GRACE_S:
+                followed = await asyncio.to_thread(self._recorded_training, workflow_id)
+                if followed is not None and followed != training.id:
+                    reason = f"a duplicate: its workflow follows replicate:{followed}"
+            if reason is None and age > max_training_s:
+                reason = f"running {age / 3600:.1f} h, past the {max_training_s / 3600:.1f} h maximum"
             if reason is None:
                 continue
-            await asyncio.to_thread(replicate.cancel, training.id)
-            log.warning("orphan_replicate_training_cancelled", training_id=training.id, reason=reason)
+            try:
+                await asyncio.to_thread(replicate.cancel, training.id)
+            except NotFound:
+                continue  # gone in between
+            log.warning(
+                "orphan_replicate_training_cancelled",
+                training_id=training.id,
+                workflow_id=workflow_id,
+                reason=reason,
+                age_s=round(age),
+            )
             cancelled.append(f"replicate:{training.id}")
+            activity.heartbeat(training.id)
         return cancelled
 
-    def _workflow_of(self, training_id: str) -> str | None:
-        with psycopg.connect(self._dsn or "") as conn:
+    def _workflow_of(self, training: Training, replicate: ReplicateTrainer) -> str | None:
+        """The workflow a training belongs to, if it is ours: by our record of it, else by the
+        LoRA its dataset URL names (a training whose start never got to record it)."""
+        if self._dsn:
+            with psycopg.connect(self._dsn) as conn:
+                row = conn.execute(
+                    "SELECT lora_model_id FROM lora_training_jobs WHERE runpod_pod_id = %s",
+                    [f"replicate:{training.id}"],
+                ).fetchone()
+            if row:
+                return f"lora-train-{row[0]}"
+        lora_id = lora_id_of(training) if training.model == replicate.version.model else None
+        return f"lora-train-{lora_id}" if lora_id else None
+
+    def _recorded_training(self, workflow_id: str) -> str | None:
+        """The Replicate training a workflow's record names, if any."""
+        if not self._dsn:
+            return None
+        with psycopg.connect(self._dsn) as conn:
             row = conn.execute(
-                "SELECT lora_model_id FROM lora_training_jobs WHERE runpod_pod_id = %s",
-                [f"replicate:{training_id}"],
+                "SELECT runpod_pod_id FROM lora_training_jobs WHERE id = %s", [job_id_for(workflow_id)]
             ).fetchone()
-        return f"lora-train-{row[0]}" if row else None
+        recorded = row[0] if row else None
+        if recorded and recorded.startswith("replicate:"):
+            return str(recorded.removeprefix("replicate:"))
+        return None
 
     async def _orphaned(self, workflow_id: str) -> str | None:
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from loraflow.apply import AppliedLora
 from loraflow.storage import Storage
+from loraflow.validation import TrainedTokens, read_trained_tokens, use_trained_tokens, with_tokens
 
 
 class LoraFileCache:
@@ -70,6 +71,7 @@ class LocalKeyframes:
         self._steps = steps
         self._resident = resident
         self._order: list[str] = []  # adapter names, least recently used first
+        self._tokens: dict[str, TrainedTokens | None] = {}  # each adapter's trained tokens
         self.loads = 0
 
     def pipeline(self) -> Any:
@@ -85,9 +87,9 @@ class LocalKeyframes:
         with PIPELINE_LOCK:
             pipe = self.pipeline()
             size = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
-            self.activate(pipe, lora, lora_key)
+            token_map = self.activate(pipe, lora, lora_key)
             image = pipe(
-                prompt,
+                with_tokens(prompt, token_map),
                 num_inference_steps=self._steps,
                 height=size,
                 width=size,
@@ -98,18 +100,28 @@ class LocalKeyframes:
         image.save(out, format="PNG")
         return out.getvalue()
 
-    def activate(self, pipe: Any, lora: AppliedLora, lora_key: str) -> None:
-        """Make ``lora`` the one active adapter at its scale (call under PIPELINE_LOCK)."""
+    def activate(self, pipe: Any, lora: AppliedLora, lora_key: str) -> dict[str, str]:
+        """Make ``lora`` the one active adapter at its scale (call under PIPELINE_LOCK), with
+        its trained tokens if it has any; returns its token map (for ``with_tokens``)."""
         adapter = f"lora_{lora.sha256[:16]}"
         loaded = set(pipe.get_list_adapters().get("unet", []))
         self._order = [a for a in self._order if a in loaded]  # validation may have unloaded all
-        if adapter not in loaded:
-            pipe.load_lora_weights(str(self._cache.path(lora_key, lora.sha256)), adapter_name=adapter)
-            self.loads += 1
+        if adapter not in loaded or adapter not in self._tokens:
+            path = str(self._cache.path(lora_key, lora.sha256))
+            if adapter not in loaded:
+                pipe.load_lora_weights(path, adapter_name=adapter)
+                self.loads += 1
+            self._tokens[adapter] = read_trained_tokens(path)
+        # Every time, not only on loading: the tokens are shared by all adapters ("<s0><s1>" in
+        # each Replicate LoRA), so another LoRA may have overwritten them since.
+        token_map = use_trained_tokens(pipe, self._tokens[adapter])
         if adapter in self._order:
             self._order.remove(adapter)
         self._order.append(adapter)
         while len(self._order) > self._resident:
-            pipe.delete_adapters(self._order.pop(0))
+            evicted = self._order.pop(0)
+            pipe.delete_adapters(evicted)
+            self._tokens.pop(evicted, None)
         pipe.enable_lora()
         pipe.set_adapters([adapter], adapter_weights=[lora.scale])
+        return token_map

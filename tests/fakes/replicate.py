@@ -1,11 +1,27 @@
-"""A local server speaking the subset of Replicate's API that ``ReplicateTrainer`` (through the
-``replicate`` client) uses: create a training of a model version with a destination, get, list,
-cancel. Its "SDXL trainer" really trains: it fetches the ``input_images`` zip, runs
-train_lora.py on the tiny model, and serves the result as ``output.weights`` (a tar holding the
-.safetensors, as Replicate's SDXL trainer ships it)."""
+"""A local server speaking the subset of Replicate's HTTP API that loraflow uses, as Replicate's
+OpenAPI document describes it (``loraflow.compute.replicate_api`` holds the models, with their
+JSON pointers): create a training of a model version (201), get, list (paginated: ``next``,
+``previous``, ``results``), cancel; and the files a training's output names, which need the
+``Authorization`` header like the API.
+
+Strict on purpose: every request is validated against those models, and a bad one gets a problem
+JSON (``title``, ``detail``, ``status``) with a 4xx, as Replicate answers. A training body with a
+top-level field the schema does not name is refused too: Replicate's schema would let it through
+and ignore it, which for us would be a silently lost intent. Training objects carry no
+``destination`` (the schema has none) and every status of the enum is reachable: ``aborted``
+with ``abort_before_start``, ``canceled`` by cancel, ``failed`` when the trainer fails.
+
+Its "SDXL trainer" really trains: it fetches the ``input_images`` zip, runs train_lora.py on the
+tiny model, and serves ``output.weights``, a tar of ``lora.safetensors``, ``embeddings.pti`` and
+``special_params.json`` as Replicate's SDXL trainer ships it. That trainer trains the tokens
+``<s0><s1>`` in place of the trigger word; this one trains its LoRA with captions holding a
+two-token stand-in word, and exports that word's token embeddings (from both text encoders) as
+``<s0><s1>``, so a prompt with ``<s0><s1>`` conditions the model exactly as the captions did.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -17,29 +33,57 @@ import urllib.request
 import uuid
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import ConfigDict, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from loraflow.compute.replicate_api import (
+    TERMINAL,
+    Training,
+    TrainingMetrics,
+    TrainingOutput,
+    TrainingPage,
+    TrainingRequest,
+    TrainingStatus,
+    TrainingUrls,
+)
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
+#: Trained in place of the trigger word: two tokens in the tiny model's byte-level tokenizer
+#: ("z", "q</w>"), exported as "<s0>", "<s1>".
+STAND_IN = "zq"
+TOKENS = "<s0><s1>"
+
+
+class _StrictTrainingRequest(TrainingRequest):
+    # Stricter than the schema (see the module docstring): unknown top-level fields are refused.
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
 class FakeTraining:
     id: str
+    model: str
     version: str
-    destination: str
+    destination: str  # what the request said; not part of the training object
     input: dict[str, Any]
-    status: str = "starting"
-    output: dict[str, Any] | None = None
+    status: TrainingStatus = TrainingStatus.starting
+    output: TrainingOutput | None = None
     error: str | None = None
     logs: str = ""
     created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    completed_at: float | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: The embeddings its weights hold (text_encoders_0/1), for tests to compare with.
+    embeddings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,12 +92,22 @@ class FakeReplicate:
     workdir: Path
     base_model: str
     trainer_params: dict[str, Any]  # how this fake's "SDXL trainer" trains the tiny model
-    url: str = ""  # set once served, for output URLs
+    url: str = ""  # set once served, for the URLs in answers
     trainings: dict[str, FakeTraining] = field(default_factory=dict)
-    lose_next_create: bool = False
+    page_size: int = 100  # "It will return 100 records per page" (#/paths/~1trainings/get)
+    #: No machine is free: new trainings stay ``starting`` until this is cleared.
+    paused: bool = False
+    #: Trainings are aborted before they start (as when their deadline passes in the queue).
+    abort_before_start: bool = False
+    #: The next create is made, but its answer is lost: sent after ``late_s`` ("late"), or the
+    #: connection is dropped mid-answer ("drop").
+    lose_next_create: Literal["late", "drop"] | None = None
+    late_s: float = 3.0
+    creates: int = 0  # trainings created through the API
+    _closed: bool = False
 
-    def app(self) -> Starlette:
-        return Starlette(
+    def app(self) -> Any:
+        inner = Starlette(
             routes=[
                 Route(
                     "/v1/models/{owner}/{name}/versions/{version}/trainings", self._create, methods=["POST"]
@@ -65,119 +119,249 @@ class FakeReplicate:
             ]
         )
 
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            creating = (
+                scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/trainings")
+            )
+            if creating and self.lose_next_create == "drop":
+                self.lose_next_create = None
+                await self._drop(inner, scope, receive, send)
+                return
+            await inner(scope, receive, send)
+
+        return app
+
+    async def _drop(self, inner: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle the request (the training is made), then drop the connection mid-answer."""
+        answered: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answered.append(message)
+
+        await inner(scope, receive, keep)
+        start = answered[0]
+        await send(
+            {**start, "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]}
+        )
+        await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
+        raise ConnectionAbortedError("the fake Replicate drops this connection")  # uvicorn closes it
+
+    # -- the API -------------------------------------------------------------------------------
+
     def _denied(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_token}":
-            return JSONResponse({"title": "Unauthenticated", "detail": "Invalid token", "status": 401}, 401)
+            return _problem(401, "Unauthenticated", "You did not pass a valid authentication token")
         return None
 
     def _json(self, t: FakeTraining) -> dict[str, Any]:
-        return {
-            "id": t.id, "model": t.version.split(":")[0], "version": t.version.split(":")[-1],
-            "destination": t.destination, "status": t.status, "input": t.input, "output": t.output,
-            "error": t.error, "logs": t.logs, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "urls": {"get": f"{self.url}/v1/trainings/{t.id}",
-                     "cancel": f"{self.url}/v1/trainings/{t.id}/cancel"},
-        }  # fmt: skip
+        metrics = None
+        if t.status in TERMINAL and t.completed_at is not None:
+            metrics = TrainingMetrics(
+                predict_time=t.completed_at - t.started_at if t.started_at else None,
+                total_time=t.completed_at - t.created_at,
+            )
+        training = Training(
+            id=t.id,
+            status=t.status,
+            model=t.model,
+            version=t.version,
+            input=t.input,
+            output=t.output,
+            error=t.error,
+            logs=t.logs,
+            created_at=_time(t.created_at),
+            started_at=_time(t.started_at),
+            completed_at=_time(t.completed_at),
+            metrics=metrics,
+            urls=TrainingUrls(
+                get=f"{self.url}/v1/trainings/{t.id}", cancel=f"{self.url}/v1/trainings/{t.id}/cancel"
+            ),
+            source="api",
+        )
+        # The schema's shape: absent until known, but ``error`` is nullable and always there.
+        return {**training.model_dump(mode="json", exclude_none=True), "error": t.error}
 
     async def _create(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
-        body = await request.json()
+        try:
+            body = _StrictTrainingRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _problem(422, "Invalid request body", _errors(exc))
+        if not isinstance(body.input.get("input_images"), str):
+            # What the SDXL trainer's own input schema would refuse (Replicate checks it too).
+            return _problem(422, "Invalid input", "input_images: a URL of a zip of images is required")
         p = request.path_params
         training = FakeTraining(
-            id=uuid.uuid4().hex[:20],
-            version=f"{p['owner']}/{p['name']}:{p['version']}",
-            destination=body["destination"],
-            input=body["input"],
+            id=uuid.uuid4().hex[:26],
+            model=f"{p['owner']}/{p['name']}",
+            version=p["version"],
+            destination=body.destination,
+            input=body.input,
         )
         self.trainings[training.id] = training
-        threading.Thread(target=self._train, args=(training,), daemon=True).start()
-        if self.lose_next_create:
-            self.lose_next_create = False
-            import asyncio
-
-            await asyncio.sleep(3)
+        self.creates += 1
+        threading.Thread(target=self._run, args=(training,), daemon=True).start()
+        if self.lose_next_create == "late":
+            self.lose_next_create = None
+            await asyncio.sleep(self.late_s)  # the client has given up by now
         return JSONResponse(self._json(training), status_code=201)
 
     async def _list(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
-        items = sorted(self.trainings.values(), key=lambda t: -t.created_at)
-        return JSONResponse({"previous": None, "next": None, "results": [self._json(t) for t in items]})
+        try:
+            cursor = int(request.query_params.get("cursor", "0"))
+        except ValueError:
+            return _problem(400, "Invalid cursor", "cursor is not one this server gave")
+        items = sorted(self.trainings.values(), key=lambda t: -t.created_at)  # most recent first
+        page = items[cursor : cursor + self.page_size]
+        after = cursor + self.page_size
+        answer = TrainingPage(
+            next=f"{self.url}/v1/trainings?cursor={after}" if after < len(items) else None,
+            previous=f"{self.url}/v1/trainings?cursor={max(0, cursor - self.page_size)}" if cursor else None,
+        )
+        data = answer.model_dump(mode="json")
+        data["results"] = [self._json(t) for t in page]
+        return JSONResponse(data)
 
     async def _get(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
         training = self.trainings.get(request.path_params["id"])
         if training is None:
-            return JSONResponse({"title": "Not found", "status": 404, "detail": "Not found"}, 404)
+            return _problem(404, "Not found", "The requested resource could not be found")
         return JSONResponse(self._json(training))
 
     async def _cancel(self, request: Request) -> Response:
         if denied := self._denied(request):
             return denied
-        training = self.trainings[request.path_params["id"]]
-        if training.status not in ("succeeded", "failed", "canceled"):
-            training.status = "canceled"
+        training = self.trainings.get(request.path_params["id"])
+        if training is None:
+            return _problem(404, "Not found", "The requested resource could not be found")
+        if training.status not in TERMINAL:
+            training.status = TrainingStatus.canceled
+            training.completed_at = time.time()
             if training.process and training.process.poll() is None:
                 training.process.kill()
         return JSONResponse(self._json(training))
 
     async def _file(self, request: Request) -> Response:
+        # Replicate's file URLs need the token: "You'll need to pass the Authorization header
+        # to request them" (#/paths/~1trainings~1{training_id}/get/description).
+        if denied := self._denied(request):
+            return denied
         path = self.workdir / request.path_params["id"] / "trained_model.tar"
-        return FileResponse(path) if path.exists() else Response(status_code=404)
+        return FileResponse(path) if path.exists() else _problem(404, "Not found", "No such file")
 
-    # -- the trainer ------------------------------------------------------------------------
+    # -- the trainer ---------------------------------------------------------------------------
+
+    def _run(self, training: FakeTraining) -> None:
+        while self.paused and training.status == TrainingStatus.starting and not self._closed:
+            time.sleep(0.05)
+        if training.status != TrainingStatus.starting or self._closed:
+            return  # canceled while it waited, or the test is over
+        if self.abort_before_start:
+            training.status, training.completed_at = TrainingStatus.aborted, time.time()
+            return
+        training.status, training.started_at = TrainingStatus.processing, time.time()
+        try:
+            self._train(training)
+        except Exception as exc:  # a fake's failure shows as a failed training
+            if training.status == TrainingStatus.processing:
+                training.status, training.error = TrainingStatus.failed, str(exc)
+        finally:
+            if training.completed_at is None:
+                training.completed_at = time.time()
 
     def _train(self, training: FakeTraining) -> None:
         work = self.workdir / training.id
         images = work / "images"
         images.mkdir(parents=True)
-        try:
-            with urllib.request.urlopen(training.input["input_images"]) as r:  # noqa: S310 - file:// or http
-                archive = zipfile.ZipFile(io.BytesIO(r.read()))
-            for member in archive.namelist():  # names are checked: a zip cannot write outside
-                if "/" in member or member.startswith("."):
-                    raise ValueError(f"unexpected member {member!r} in input_images")
-                (images / member).write_bytes(archive.read(member))
-            config = {
-                **self.trainer_params,
-                "base_model": self.base_model,
-                "images_dir": str(images),
-                "output_dir": str(work / "out"),
-                "trigger_word": training.input["token_string"],
-                "steps": training.input["max_train_steps"],
-                "seed": training.input["seed"],
-            }
-            (work / "config.json").write_text(json.dumps(config))
-            training.status = "processing"
-            with (work / "train.log").open("wb") as log:
-                command = [
-                    sys.executable,
-                    "-m",
-                    "training_scripts.train_lora",
-                    "--config",
-                    str(work / "config.json"),
-                ]
-                training.process = subprocess.Popen(command, cwd=_ROOT, stdout=log, stderr=subprocess.STDOUT)
-                code = training.process.wait()
-            if training.status == "canceled":
-                return
-            if code != 0:
-                training.status, training.error = "failed", f"trainer exited {code}"
-                return
-            with tarfile.open(work / "trained_model.tar", "w") as tar:
-                tar.add(work / "out" / "lora.safetensors", arcname="lora.safetensors")
-                tar.add(work / "config.json", arcname="training_config.json")
-            training.output = {
-                "version": f"{training.destination}:{uuid.uuid4().hex}",
-                "weights": f"{self.url}/files/{training.id}/trained_model.tar",
-            }
-            training.status = "succeeded"
-        except Exception as exc:  # a fake's failure shows as a failed training
-            training.status, training.error = "failed", str(exc)
+        with urllib.request.urlopen(training.input["input_images"]) as r:  # noqa: S310 - file:// or http
+            archive = zipfile.ZipFile(io.BytesIO(r.read()))
+        for member in archive.namelist():  # names are checked: a zip cannot write outside
+            if "/" in member or member.startswith("."):
+                raise ValueError(f"unexpected member {member!r} in input_images")
+            (images / member).write_bytes(archive.read(member))
+        config = {
+            **self.trainer_params,
+            "base_model": self.base_model,
+            "images_dir": str(images),
+            "output_dir": str(work / "out"),
+            "trigger_word": STAND_IN,
+            "steps": training.input["max_train_steps"],
+            "seed": training.input["seed"],
+        }
+        (work / "config.json").write_text(json.dumps(config))
+        with (work / "train.log").open("wb") as log:
+            command = [
+                sys.executable,
+                "-m",
+                "training_scripts.train_lora",
+                "--config",
+                str(work / "config.json"),
+            ]
+            training.process = subprocess.Popen(command, cwd=_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            code = training.process.wait()
+        training.logs = (work / "train.log").read_text(errors="replace")[-4000:]
+        if training.status != TrainingStatus.processing:
+            return  # canceled meanwhile
+        if code != 0:
+            training.status, training.error = TrainingStatus.failed, f"trainer exited {code}"
+            return
+        training.embeddings = self._embeddings()
+        _save_pti(training.embeddings, work / "embeddings.pti")
+        (work / "special_params.json").write_text(json.dumps({training.input["token_string"]: TOKENS}))
+        with tarfile.open(work / "trained_model.tar", "w") as tar:
+            tar.add(work / "out" / "lora.safetensors", arcname="lora.safetensors")
+            tar.add(work / "embeddings.pti", arcname="embeddings.pti")
+            tar.add(work / "special_params.json", arcname="special_params.json")
+        training.output = TrainingOutput(
+            version=f"{training.destination}:{uuid.uuid4().hex}",
+            weights=f"{self.url}/files/{training.id}/trained_model.tar",
+        )
+        training.status, training.completed_at = TrainingStatus.succeeded, time.time()
+
+    def _embeddings(self) -> dict[str, Any]:
+        """The stand-in word's token embeddings in each text encoder, as ``text_encoders_{i}``."""
+        from safetensors import safe_open
+        from transformers import CLIPTokenizer
+
+        base = Path(self.base_model)
+        out = {}
+        for i, (encoder, tokenizer) in enumerate(
+            (("text_encoder", "tokenizer"), ("text_encoder_2", "tokenizer_2"))
+        ):
+            ids = CLIPTokenizer.from_pretrained(str(base / tokenizer))(STAND_IN).input_ids[1:-1]
+            assert len(ids) == 2, f"the stand-in {STAND_IN!r} is {len(ids)} tokens, not 2"
+            with safe_open(str(base / encoder / "model.safetensors"), "np") as f:
+                # "text_model." prefixed or not, as transformers saved each class
+                (name,) = [k for k in f.keys() if k.endswith("embeddings.token_embedding.weight")]  # noqa: SIM118
+                table = f.get_tensor(name)
+            out[f"text_encoders_{i}"] = table[ids].copy()
+        return out
 
     def close(self) -> None:
+        self._closed = True
         for training in self.trainings.values():
             if training.process and training.process.poll() is None:
                 training.process.kill()
+
+
+def _save_pti(embeddings: dict[str, Any], path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file(embeddings, str(path))
+
+
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse({"title": title, "detail": detail, "status": status}, status)
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)

@@ -1,6 +1,8 @@
 """The fallback for real: RunPod (the local RunPod-speaking server) has no instances of any GPU
-type, so the training goes to Replicate (the local Replicate-speaking server, whose trainer
-really trains), and completes: stored, validated, costed, with no pod anywhere."""
+type, so the training goes to Replicate (the local server speaking Replicate's API as its
+document says, whose trainer really trains), and completes: stored with its trained tokens,
+validated with them, costed, with no pod anywhere, and one training although the answer to the
+create was lost."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.embedded import stop_process
 from loraflow.settings import Settings
+from loraflow.storage.local import LocalStorage
 from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.runpod import FakeRunPod
@@ -37,6 +40,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
 ) -> None:
     runpod = FakeRunPod(api_key="rp", workdir=tmp_path / "runpod", no_instances=set(GPUS))
     replicate = FakeReplicate("r8_test", tmp_path / "replicate", str(tiny_model), dict(TINY_TRAINING_PARAMS))
+    replicate.lose_next_create = "drop"  # the training is made, the answer never arrives
     user_id, lora_id = await _new_lora(pool)
     keys = _upload(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
@@ -79,10 +83,19 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
 
     assert outcome.status == "completed", (outcome, log.read_text()[-3000:])
     assert runpod.pods == {}  # no pod was ever made
-    (training,) = replicate.trainings.values()
+    (training,) = replicate.trainings.values()  # one, though the create's answer was lost
     assert training.status == "succeeded" and training.destination == "loraflow/characters"
     assert training.input["token_string"] == "ohwx" and training.input["max_train_steps"] == 400
     assert outcome.stored is not None and outcome.cost_usd > 0
+    # The stored LoRA carries the tokens it was trained with (validation used them).
+    from safetensors import safe_open
+
+    stored = tmp_path / "stored.safetensors"
+    stored.write_bytes(b"".join(LocalStorage(Path(settings.data_dir) / "storage").get(outcome.stored.key)))
+    with safe_open(str(stored), "np") as f:
+        assert f.metadata()["loraflow.token_map"] == '{"ohwx": "<s0><s1>"}'
+        assert (f.get_tensor("loraflow.embeddings.clip_l") == training.embeddings["text_encoders_0"]).all()
+        assert (f.get_tensor("loraflow.embeddings.clip_g") == training.embeddings["text_encoders_1"]).all()
     with psycopg.connect(pg_dsn) as conn:
         (pod_id,) = conn.execute(
             "SELECT runpod_pod_id FROM lora_training_jobs WHERE lora_model_id = %s", [lora_id]
