@@ -38,6 +38,11 @@ from loraflow.training_types import (
 )
 
 log = get_logger(__name__)
+#: safetensors refuses headers over 100 MiB; so do we.
+_MAX_HEADER = 100 * 1024 * 1024
+#: How often wait_pod_ready asks the provider (backoff within its rate limit) and the agent.
+_DESCRIBE_FIRST_S, _DESCRIBE_MAX_S = 2.0, 15.0
+_AGENT_FIRST_S, _AGENT_MAX_S = 0.2, 2.0
 _JOB_NAMESPACE = uuid.UUID("6c6f7261-666c-6f77-0000-000000000001")
 
 
@@ -122,12 +127,32 @@ class TrainingActivities:
     @activity.defn(name="wait_pod_ready")
     def wait_pod_ready(self, pod: PodRef) -> PodRef:
         """Until the agent itself answers (a running machine is not a ready agent; on RunPod the
-        endpoint is not even known until the container runs). Returns the pod with its endpoint."""
+        endpoint is not even known until the container runs). Returns the pod with its endpoint.
+
+        The provider is asked with backoff (2 s growing to 15 s: a long image pull must not spend
+        the provider's rate limit), the agent more often (it is ours). A pod the provider reports
+        failed (RunPod's ERROR) will never be ready: it is terminated and the wait ends."""
+        endpoint = pod.endpoint or None
+        describe_every, next_describe = _DESCRIBE_FIRST_S, 0.0
+        agent_every = _AGENT_FIRST_S
+        status = "unknown"
         while True:
-            current = self._provider.describe(pod.pod_id)
-            if current.status == PodStatus.terminated:
-                raise ApplicationError(f"pod {pod.pod_id} is gone", non_retryable=True)
-            endpoint = current.endpoint or pod.endpoint
+            if endpoint is None or time.monotonic() >= next_describe:
+                current = self._provider.describe(pod.pod_id)
+                status = str(current.status)
+                if current.status == PodStatus.terminated:
+                    raise ApplicationError(f"pod {pod.pod_id} is gone", type="PodGone", non_retryable=True)
+                if current.status == PodStatus.failed:
+                    self._provider.terminate(pod.pod_id)
+                    raise ApplicationError(
+                        f"pod {pod.pod_id} failed to start: {self._provider.name} reports it in an "
+                        "unrecoverable error state (it has been terminated)",
+                        type="PodFailed",
+                        non_retryable=True,
+                    )
+                endpoint = current.endpoint or endpoint
+                next_describe = time.monotonic() + describe_every
+                describe_every = min(describe_every * 1.5, _DESCRIBE_MAX_S)
             if endpoint:
                 ready = replace(pod, endpoint=endpoint)
                 try:
@@ -135,8 +160,12 @@ class TrainingActivities:
                         return ready
                 except httpx.TransportError:
                     pass
-            activity.heartbeat(str(current.status))
-            time.sleep(0.2 if endpoint else 2.0)
+            activity.heartbeat(status)
+            if endpoint:
+                time.sleep(agent_every)
+                agent_every = min(agent_every * 1.5, _AGENT_MAX_S)
+            else:
+                time.sleep(max(0.0, next_describe - time.monotonic()))
 
     @activity.defn(name="cleanup_pod")
     def cleanup_pod(self, pod: PodRef) -> float:
@@ -214,8 +243,7 @@ class TrainingActivities:
     @activity.defn(name="store_lora")
     def store_lora(self, lora_id: str, staged: StagedArtifact, trigger_word: str) -> StoredLora:
         """Check the safetensors header, copy it to lora-models/ (never overwriting) and record it."""
-        head = b"".join(_take(self._storage.get(staged.key, chunk_size=1 << 16), 1 << 16))
-        metadata = _safetensors_metadata(head, staged.size)
+        metadata = _safetensors_metadata(self._safetensors_head(staged), staged.size)
         key = f"lora-models/{lora_id}/{staged.sha256}.safetensors"
         stored = self._storage.put(key, self._storage.get(staged.key))
         if stored.sha256 != staged.sha256:
@@ -237,6 +265,17 @@ class TrainingActivities:
                 ],
             )
         return StoredLora(key, url, stored.size, stored.sha256)
+
+    def _safetensors_head(self, staged: StagedArtifact) -> bytes:
+        """The file's first 8 bytes and its whole JSON header (a real SDXL LoRA's header runs past
+        64 KiB), read without loading the tensors; at most the 100 MiB safetensors allows."""
+        want = 1 << 16
+        while True:
+            head = b"".join(_take(self._storage.get(staged.key, chunk_size=1 << 16), want))
+            needed = 8 + _header_length(head)
+            if len(head) >= needed or len(head) < want or needed > _MAX_HEADER + 8:
+                return head
+            want = needed
 
     @activity.defn(name="validate_image")
     def validate_image(self, request: ValidationRequest) -> ValidationScore:
@@ -300,6 +339,11 @@ def _raise_for_agent(r: httpx.Response) -> None:
     )
 
 
+def _header_length(head: bytes) -> int:
+    """A safetensors file starts with its JSON header's length, 8 bytes little-endian."""
+    return struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else 0
+
+
 def _take(chunks: Any, limit: int) -> Any:
     taken = 0
     for chunk in chunks:
@@ -314,7 +358,7 @@ def _safetensors_metadata(head: bytes, size: int) -> dict[str, str]:
     if len(head) < 8:
         raise ApplicationError("the LoRA file is too short to be safetensors", non_retryable=True)
     (length,) = struct.unpack("<Q", head[:8])
-    if length > min(size - 8, 100 * 1024 * 1024):
+    if length > min(size - 8, _MAX_HEADER):
         raise ApplicationError("the LoRA file's header is larger than the file", non_retryable=True)
     raw = head[8 : 8 + length]
     if len(raw) < length:
@@ -323,7 +367,22 @@ def _safetensors_metadata(head: bytes, size: int) -> dict[str, str]:
         header = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApplicationError("the LoRA file's header is not JSON", non_retryable=True) from exc
+    # Imported here: only this function knows the trained-token format (loraflow.validation).
+    from loraflow.validation import EMBEDDING_PREFIX, EMBEDDING_TARGETS, token_map_of
+
     tensors = [k for k in header if k != "__metadata__"]
-    if not tensors or not all("lora" in k for k in tensors):
+    embeddings = {k for k in tensors if k.startswith(EMBEDDING_PREFIX)}
+    lora = [k for k in tensors if k not in embeddings]
+    if not lora or not all("lora" in k for k in lora):
         raise ApplicationError("the file holds no LoRA tensors", non_retryable=True)
-    return header.get("__metadata__", {})
+    metadata = header.get("__metadata__", {})
+    try:
+        token_map = token_map_of(metadata)
+    except ValueError as exc:
+        raise ApplicationError(f"the LoRA file's trained tokens: {exc}", non_retryable=True) from exc
+    # Trained tokens come whole (a map and one embedding per text encoder) or not at all.
+    if bool(token_map) != bool(embeddings) or (
+        embeddings and embeddings != {EMBEDDING_PREFIX + name for name in EMBEDDING_TARGETS}
+    ):
+        raise ApplicationError("the LoRA file's trained tokens are incomplete", non_retryable=True)
+    return metadata
