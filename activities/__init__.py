@@ -31,10 +31,15 @@ def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
         from loraflow.compute.local import LocalProvider
 
         return LocalProvider(
-            Path(settings.data_dir), base_model=base_model, price_per_hour=settings.local_price_per_hour
+            Path(settings.data_dir),
+            base_model=base_model,
+            price_per_hour=settings.local_price_per_hour,
+            agent_idle_s=settings.agent_idle_s,
+            max_pod_s=settings.max_training_s,
         )
     if settings.compute_provider == "runpod":
         from loraflow.compute.runpod import RunPodConfig, RunPodProvider
+        from loraflow.compute.runpod_api import Cloud
 
         if not settings.runpod_api_key or not settings.pod_token_secret:
             raise ValueError("LORAFLOW_RUNPOD_API_KEY and LORAFLOW_POD_TOKEN_SECRET must be set for RunPod")
@@ -45,8 +50,12 @@ def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
                 token_secret=settings.pod_token_secret.get_secret_value(),
                 base_url=settings.runpod_base_url,
                 gpu_types=[g.strip() for g in settings.runpod_gpu_types.split(",") if g.strip()],
-                cloud_type=settings.runpod_cloud_type,
+                cloud=Cloud(settings.runpod_cloud_type),
+                min_cuda_version=settings.runpod_min_cuda_version,
+                proxy_url=settings.runpod_proxy_url,
                 base_model=settings.runpod_base_model,
+                agent_idle_s=settings.agent_idle_s,
+                max_pod_s=settings.max_training_s,
                 timeout_s=settings.runpod_timeout_s,
             )
         )

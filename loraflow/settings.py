@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,7 +90,18 @@ class Settings(BaseSettings):
         default="NVIDIA L40S,NVIDIA GeForce RTX 4090,NVIDIA RTX A6000",
         description="GPU types to try, in order, comma-separated.",
     )
-    runpod_cloud_type: str = Field(default="SECURE", description="SECURE or COMMUNITY.")
+    runpod_cloud_type: Literal["SECURE", "COMMUNITY"] = Field(
+        default="SECURE", description="RunPod's cloud tier (`cloud` in a pod create): SECURE or COMMUNITY."
+    )
+    runpod_min_cuda_version: str = Field(
+        default="12.6",
+        pattern=r"^\d+\.\d+$",
+        description="Lowest host CUDA version a pod may land on (the trainer image's CUDA build).",
+    )
+    runpod_proxy_url: str = Field(
+        default="https://{pod_id}-{port}.proxy.runpod.net",
+        description="How a pod's HTTP port is reached (RunPod's proxy), with `{pod_id}` and `{port}`.",
+    )
     runpod_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of each RunPod API call.")
     runpod_base_model: str = Field(
         default="/models/sdxl-base", description="The base model's folder inside the trainer image."
@@ -118,6 +130,11 @@ class Settings(BaseSettings):
         default=256, ge=64, description="Shortest side a character image may have, px."
     )
 
+    agent_idle_s: float = Field(
+        default=900,
+        gt=0,
+        description="A pod whose agent hears nothing from its workflow for this long removes itself.",
+    )
     max_training_s: float = Field(
         default=3 * 3600, gt=0, description="A pod older than this is terminated by the orphan sweeper."
     )

@@ -8,10 +8,20 @@ agent as a subprocess. So the workflow speaks one protocol to every provider:
     GET  /progress           state, phase, step, loss, ETA; ``?after=VERSION&wait_s=N`` long-polls
                              until something newer than VERSION, so the end is seen at once
     GET  /artifact           the finished .safetensors, streamed, with ``X-Sha256``
-    GET  /healthz            whether the agent answers (readiness)
+    GET  /healthz            whether the agent answers (readiness; authenticated)
+    GET  /livez              whether the process lives (the image's HEALTHCHECK; no token, no
+                             details, and it does not count as contact for the dead-man switch)
 
 Every request carries ``Authorization: Bearer <token>``, the per-pod random token the provider
 put in ``LORAFLOW_AGENT_TOKEN``.
+
+The pod watches itself (a dead-man switch): reaping pods only from the server side is a single
+point of failure, since a pod whose workflow is gone would bill until the next sweep, or forever
+if the worker fleet is down. When no authenticated request has reached the agent for
+``LORAFLOW_AGENT_IDLE_S`` seconds (the workflow's long polls count while they wait), or once the
+hard deadline ``LORAFLOW_AGENT_DEADLINE`` (unix seconds, set at creation) passes, the agent stops
+its trainer and removes its own pod: inside RunPod through the v2 API (``RUNPOD_POD_ID`` and the
+pod-scoped ``RUNPOD_API_KEY`` are set there), elsewhere by writing ``ended.json`` and exiting.
 
     python -m training_scripts.pod_agent --port 8080 --workdir /workspace
 """
@@ -27,7 +37,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -177,33 +189,127 @@ class Agent:
 
     def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
+            self._process.kill()
+
+    async def abandon(self, reason: str) -> None:
+        """The dead-man switch fired: stop the trainer and say why, for anyone who still asks."""
+        self.stop()
+        if self.progress.state in ("idle", "training"):
+            error = f"the pod ended itself: {reason}"
+            await self.update(state="failed", error=error, finished_at=time.time())
 
 
-def authorize(request: Request, authorization: Annotated[str | None, Header()] = None) -> Agent:
+class DeadManSwitch:
+    """Ends the pod when the workflow has gone quiet for ``idle_s`` or the deadline has passed."""
+
+    def __init__(
+        self,
+        *,
+        idle_s: float,
+        deadline: float | None,
+        end_pod: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.idle_s = idle_s
+        self.deadline = deadline
+        self._end_pod = end_pod
+        self._clock = clock
+        self._last_contact = clock()
+        self._in_flight = 0
+
+    def contact(self, change: int) -> None:
+        self._in_flight += change
+        self._last_contact = self._clock()
+
+    def reason_to_end(self) -> str | None:
+        now = self._clock()
+        if self.deadline is not None and now >= self.deadline:
+            return "the pod reached its hard deadline"
+        if self._in_flight <= 0 and now - self._last_contact >= self.idle_s:
+            return f"no request from the workflow for {int(now - self._last_contact)} s"
+        return None
+
+    async def watch(self, agent: Agent) -> None:
+        period = max(0.2, min(5.0, self.idle_s / 5))
+        while (reason := self.reason_to_end()) is None:  # noqa: ASYNC110 - a clock, not an event
+            await asyncio.sleep(period)
+        print(f"pod agent: ending the pod: {reason}", file=sys.stderr, flush=True)
+        await agent.abandon(reason)
+        await asyncio.to_thread(self._end_pod, reason)
+
+
+def end_own_pod(workdir: Path, env: dict[str, str] | None = None) -> Callable[[str], None]:
+    """How this pod removes itself: RunPod's v2 ``DELETE /v2/pods/{id}`` with the pod-scoped key
+    when running inside RunPod; then (and elsewhere) it records why in ``ended.json`` and exits,
+    which the local provider reads as terminated."""
+    env = dict(os.environ if env is None else env)
+
+    def end(reason: str) -> None:
+        pod_id, key = env.get("RUNPOD_POD_ID"), env.get("RUNPOD_API_KEY")
+        if pod_id and key:
+            base = env.get("LORAFLOW_RUNPOD_API_URL", "https://api.runpod.io").rstrip("/")
+            for attempt in range(5):
+                request = urllib.request.Request(  # noqa: S310 - our configured https API
+                    f"{base}/v2/pods/{pod_id}", method="DELETE", headers={"Authorization": f"Bearer {key}"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                        break
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:
+                        break  # already gone
+                except OSError:
+                    pass
+                time.sleep(2**attempt)
+        ended = workdir / "ended.json"
+        ended.write_text(json.dumps({"reason": reason, "at": time.time()}))
+        os._exit(0)
+
+    return end
+
+
+async def authorize(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> AsyncIterator[Agent]:
     token: str = request.app.state.token
     supplied = (authorization or "").removeprefix("Bearer ").strip()
     if not supplied or not hmac.compare_digest(supplied.encode(), token.encode()):
         raise HTTPException(401, "missing or wrong pod token")
-    return request.app.state.agent
+    switch: DeadManSwitch = request.app.state.switch
+    switch.contact(+1)  # a long poll in flight is contact for as long as it waits
+    try:
+        yield request.app.state.agent
+    finally:
+        switch.contact(-1)
 
 
 AgentDep = Annotated[Agent, Depends(authorize)]
 
 
-def create_app(*, token: str, workdir: Path, base_model: str | None) -> FastAPI:
+def create_app(
+    *, token: str, workdir: Path, base_model: str | None, switch: DeadManSwitch | None = None
+) -> FastAPI:
+    switch = switch or DeadManSwitch(idle_s=float("inf"), deadline=None, end_pod=lambda _: None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.agent = Agent(workdir, base_model)
+        watcher = asyncio.get_running_loop().create_task(switch.watch(app.state.agent))
         yield
+        watcher.cancel()
         app.state.agent.stop()
 
     app = FastAPI(title="loraflow pod agent", lifespan=lifespan)
     app.state.token = token
+    app.state.switch = switch
 
     @app.exception_handler(HTTPException)
     async def _error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/livez")
+    async def livez() -> dict[str, bool]:
+        return {"ok": True}
 
     @app.get("/healthz")
     async def healthz(agent: AgentDep) -> dict[str, Any]:
@@ -272,7 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(token) < 16:
         print("LORAFLOW_AGENT_TOKEN must be set to a random token of 16+ characters", file=sys.stderr)
         return 2
-    app = create_app(token=token, workdir=args.workdir, base_model=os.environ.get("LORAFLOW_BASE_MODEL"))
+    deadline = os.environ.get("LORAFLOW_AGENT_DEADLINE")
+    switch = DeadManSwitch(
+        idle_s=float(os.environ.get("LORAFLOW_AGENT_IDLE_S", "900")),
+        deadline=float(deadline) if deadline else None,
+        end_pod=end_own_pod(args.workdir),
+    )
+    app = create_app(
+        token=token, workdir=args.workdir, base_model=os.environ.get("LORAFLOW_BASE_MODEL"), switch=switch
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -11,6 +11,7 @@ class PodStatus(enum.StrEnum):
     starting = "starting"  # asked for; the agent may not answer yet
     running = "running"  # the machine runs (the agent may still be starting)
     exited = "exited"  # stopped by itself; still billable until terminated on some providers
+    failed = "failed"  # the provider says it cannot run (RunPod's ERROR): it will never be ready
     terminated = "terminated"  # gone: no longer billed
 
 

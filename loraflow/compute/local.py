@@ -3,6 +3,10 @@
 It behaves like a remote pod where it matters: it outlives the worker that created it (its own
 session, so a worker killed with SIGKILL does not take it down), it is found again by name,
 and it is gone only once terminated. Records live in ``DATA_DIR/pods/{name}.json``.
+
+Its agents obey the same dead-man switch as RunPod's (``LORAFLOW_AGENT_IDLE_S`` and a hard
+deadline fixed at creation): an agent that ends itself leaves ``ended.json`` in its folder and
+exits, and the pod is terminated from then on (never restarted).
 """
 
 from __future__ import annotations
@@ -31,11 +35,21 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 class LocalProvider:
     name = "local"
 
-    def __init__(self, data_dir: Path, *, base_model: str, price_per_hour: float = 0.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        base_model: str,
+        price_per_hour: float = 0.0,
+        agent_idle_s: float = 900.0,
+        max_pod_s: float = 3 * 3600.0,
+    ) -> None:
         self._dir = data_dir.resolve() / "pods"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._base_model = base_model
         self._price = price_per_hour
+        self._agent_idle_s = agent_idle_s
+        self._max_pod_s = max_pod_s
 
     # -- interface ----------------------------------------------------------------------
 
@@ -50,11 +64,12 @@ class LocalProvider:
                     "token": secrets.token_urlsafe(24),
                     "port": free_port(),
                     "created_at": time.time(),
+                    "deadline": time.time() + self._max_pod_s,
                     "terminated": False,
                     "pid": None,
                 }
                 self._write(record)  # recorded before the process exists: a crash here leaks nothing
-            if record["terminated"]:
+            if record["terminated"] or self._ended_itself(record):
                 raise ProviderError(f"pod {name} was terminated; names are not reused", retryable=False)
             if not self._alive(record):
                 record["pid"] = self._spawn(record)  # like a pod whose container restarts
@@ -90,8 +105,8 @@ class LocalProvider:
         pods = []
         for path in sorted(self._dir.glob("*.json")):
             record = json.loads(path.read_text())
-            if not record["terminated"]:
-                pods.append(self._pod(record))
+            if not record["terminated"] and (pod := self._pod(record)).status != PodStatus.terminated:
+                pods.append(pod)
         return pods
 
     def price_per_hour(self) -> float:
@@ -100,7 +115,7 @@ class LocalProvider:
     # -- internals ----------------------------------------------------------------------
 
     def _pod(self, record: dict) -> Pod:
-        if record["terminated"]:
+        if record["terminated"] or (self._ended_itself(record) and not self._alive(record)):
             status = PodStatus.terminated
         elif self._alive(record):
             status = PodStatus.running
@@ -121,7 +136,12 @@ class LocalProvider:
         workdir = self._dir / record["name"]
         workdir.mkdir(exist_ok=True)
         env = dict(os.environ)
-        env.update(LORAFLOW_AGENT_TOKEN=record["token"], LORAFLOW_BASE_MODEL=self._base_model)
+        env.update(
+            LORAFLOW_AGENT_TOKEN=record["token"],
+            LORAFLOW_BASE_MODEL=self._base_model,
+            LORAFLOW_AGENT_IDLE_S=str(self._agent_idle_s),
+            LORAFLOW_AGENT_DEADLINE=str(record.get("deadline") or record["created_at"] + self._max_pod_s),
+        )
         with (workdir / "agent.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "training_scripts.pod_agent", "--host", "127.0.0.1",
@@ -148,6 +168,10 @@ class LocalProvider:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
         return None
+
+    def _ended_itself(self, record: dict) -> bool:
+        """The agent's dead-man switch fired (see training_scripts/pod_agent.py)."""
+        return (self._dir / record["name"] / "ended.json").exists()
 
     def _alive(self, record: dict) -> bool:
         return self._process(record) is not None

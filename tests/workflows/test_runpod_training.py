@@ -33,7 +33,7 @@ KEY = "rp-test-key"
 
 
 def _start_worker(
-    settings: Settings, runpod_url: str, log: Path, metrics_port: int | None = None
+    settings: Settings, runpod: FakeRunPod, log: Path, metrics_port: int | None = None
 ) -> subprocess.Popen[bytes]:
     return start_worker(
         settings,
@@ -42,7 +42,8 @@ def _start_worker(
         **({"LORAFLOW_METRICS_PORT": str(metrics_port)} if metrics_port else {}),
         LORAFLOW_COMPUTE_PROVIDER="runpod",
         LORAFLOW_RUNPOD_API_KEY=KEY,
-        LORAFLOW_RUNPOD_BASE_URL=runpod_url,
+        LORAFLOW_RUNPOD_BASE_URL=runpod.url,
+        LORAFLOW_RUNPOD_PROXY_URL=runpod.proxy_url,
         LORAFLOW_RUNPOD_GPU_TYPES="NVIDIA L40S,NVIDIA GeForce RTX 4090",
         LORAFLOW_POD_TOKEN_SECRET="test-pod-secret",
         LORAFLOW_RUNPOD_TIMEOUT_S="2",
@@ -61,13 +62,14 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
     runpod = FakeRunPod(api_key=KEY, workdir=tmp_path / "runpod", base_model_override=str(tiny_model))
     runpod.runtime_after_gets = 10**9  # pods stay RUNNING with a null runtime until we say
     runpod.no_instances = {"NVIDIA L40S"}
-    runpod.failures = [(429, {"retry-after": "1"})] * 3 + [(503, {})]
+    runpod.failures = [(429, {"Retry-After": "1"})] * 3 + [(503, {})]
     runpod.lose_next_create = True  # RunPod makes the pod; its answer comes after the client gave up
     user_id, lora_id = await _new_lora(pool)
     keys = _upload(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
     with serve(runpod.app()) as url:
-        process = _start_worker(settings, url, log)
+        runpod.url = url
+        process = _start_worker(settings, runpod, log)
         try:
             handle = await temporal_env.client.start_workflow(
                 "TrainLoraWorkflow",
@@ -86,7 +88,7 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             process.wait(10)
             runpod.runtime_after_gets = 0  # the image is pulled; the container runs
             metrics_port = free_port()
-            process = _start_worker(settings, url, log, metrics_port)
+            process = _start_worker(settings, runpod, log, metrics_port)
             outcome = await asyncio.wait_for(handle.result(), timeout=600)
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -82,3 +83,20 @@ def test_a_crashed_agent_is_restarted_on_create(tmp_path: Path) -> None:
 
 def test_unknown_pods_describe_as_terminated(tmp_path: Path) -> None:
     assert LocalProvider(tmp_path, base_model="x").describe("local-nope").status == PodStatus.terminated
+
+
+def test_a_pod_nobody_talks_to_ends_itself_and_stays_ended(tmp_path: Path) -> None:
+    """The agent's dead-man switch: no authenticated request for LORAFLOW_AGENT_IDLE_S, so it
+    records why and exits; the provider reports it terminated and never restarts it."""
+    provider = LocalProvider(tmp_path, base_model="/nonexistent", agent_idle_s=2)
+    pod = provider.create("lora-train-quiet")
+    _wait_ready(pod.endpoint, pod.token)  # an authenticated request: the idle clock restarts
+    deadline = time.monotonic() + 60
+    while provider.describe(pod.pod_id).status != PodStatus.terminated:
+        assert time.monotonic() < deadline, "the pod did not end itself"
+        time.sleep(0.1)
+    ended = json.loads((tmp_path / "pods" / "lora-train-quiet" / "ended.json").read_text())
+    assert "no request from the workflow" in ended["reason"]
+    assert provider.list_pods() == []
+    with pytest.raises(ProviderError):
+        provider.create("lora-train-quiet")  # not brought back to life
