@@ -16,8 +16,8 @@ from temporalio.worker import Worker
 from activities import build_activities
 from loraflow.db import create_pool
 from loraflow.logging import configure_logging, get_logger
-from loraflow.schedules import ensure_schedules
 from loraflow.settings import Settings, get_settings
+from loraflow.temporal.schedules import ensure_schedules
 from workflows import WORKFLOWS
 
 log = get_logger(__name__)
@@ -29,7 +29,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     runtime = None
     if settings.metrics_port:
         # The SDK's Prometheus exporter serves its own metrics and the ones loraflow records
-        # through workflow.metric_meter() (see workflows/train_lora.py).
+        # through workflow.metric_meter() (see workflows/lora_training.py).
         runtime = Runtime(
             telemetry=TelemetryConfig(
                 metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")

@@ -69,9 +69,9 @@ def build_activities(
     from activities.jobs import JobActivities
     from activities.notify import NotifyActivities
     from activities.sweeper import SweeperActivities
-    from loraflow import validation
-    from loraflow.apply import ClipPlanner
-    from loraflow.keyframes import LocalKeyframes, LoraFileCache
+    from loraflow.domain.clips import ClipPlanner
+    from loraflow.ml import validation
+    from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
     from loraflow.storage import build_storage
 
     base_model = resolve_base_model(settings)

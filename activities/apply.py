@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow.apply import ClipPlan, ClipPlanner, ClipRequest, UnknownVideoModel
+from loraflow.domain.clips import ClipPlan, ClipPlanner, ClipRequest, UnknownVideoModel
 
 
 class ApplyActivities:

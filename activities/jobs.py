@@ -12,20 +12,19 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow import budget, library
-from loraflow.db import Caller, as_caller, as_service
-from loraflow.images import MAX_BYTES, ImageRejected, inspect_image
-from loraflow.job_types import (
+from loraflow.contracts.jobs import (
     MIN_IMAGES_PER_CHARACTER,
     CharacterLora,
     JobDataset,
     JobLoraStatus,
     compose_dataset,
 )
+from loraflow.db import Caller, as_caller, as_service, budget, library
+from loraflow.domain.images import MAX_BYTES, ImageRejected, inspect_image
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 from loraflow.storage import Storage
-from loraflow.trainings import TrainingParams, resolve_params
+from loraflow.temporal.training_client import TrainingParams, resolve_params
 
 log = get_logger(__name__)
 

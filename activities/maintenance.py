@@ -1,4 +1,4 @@
-"""Housekeeping activities run by Temporal Schedules (see ``loraflow.schedules``)."""
+"""Housekeeping activities run by Temporal Schedules (see ``loraflow.temporal.schedules``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow.job_types import LoraFinished
+from loraflow.contracts.jobs import LoraFinished
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)

@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from loraflow.db import as_service
-from loraflow.library import TRAINING_STATUSES
+from loraflow.db.library import TRAINING_STATUSES
 
 
 @dataclass(frozen=True)

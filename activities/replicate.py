@@ -7,7 +7,7 @@ word) together with the LoRA; its ``output.weights`` tar holds ``lora.safetensor
 ``special_params.json`` (trigger word → ``"<s0><s1>"``). The LoRA alone would lack the tokens it
 was trained with, so download stores one ``.safetensors`` holding both: the LoRA's tensors as
 they are, the embeddings under ``loraflow.embeddings.clip_l``/``clip_g``, and the token map in
-``__metadata__`` (the format: ``loraflow.validation``, "trained tokens").
+``__metadata__`` (the format: ``loraflow.ml.validation``, "trained tokens").
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from activities.training import job_id_for
 from loraflow.compute import ProviderError
 from loraflow.compute.replicate import NotFound, ReplicateTrainer, billed_seconds, end_reason
 from loraflow.compute.replicate_api import Training, TrainingStatus
+from loraflow.contracts.lora_training import AgentProgress, PodRef, StagedArtifact
 from loraflow.logging import get_logger
+from loraflow.ml.validation import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
 from loraflow.storage import Storage
-from loraflow.training_types import AgentProgress, PodRef, StagedArtifact
-from loraflow.validation import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
 
 log = get_logger(__name__)
 

@@ -21,13 +21,8 @@ import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow import budget
 from loraflow.compute import ComputeProvider, PodStatus, ProviderError
-from loraflow.images import ImageRejected, inspect_image, normalise_image
-from loraflow.logging import get_logger
-from loraflow.settings import Settings
-from loraflow.storage import ObjectNotFound, Storage
-from loraflow.training_types import (
+from loraflow.contracts.lora_training import (
     AgentProgress,
     PodRef,
     StagedArtifact,
@@ -36,6 +31,11 @@ from loraflow.training_types import (
     ValidationRequest,
     ValidationScore,
 )
+from loraflow.db import budget
+from loraflow.domain.images import ImageRejected, inspect_image, normalise_image
+from loraflow.logging import get_logger
+from loraflow.settings import Settings
+from loraflow.storage import ObjectNotFound, Storage
 
 log = get_logger(__name__)
 #: safetensors refuses headers over 100 MiB; so do we.
@@ -279,7 +279,7 @@ class TrainingActivities:
 
     @activity.defn(name="validate_image")
     def validate_image(self, request: ValidationRequest) -> ValidationScore:
-        from loraflow import validation
+        from loraflow.ml import validation
 
         activity.heartbeat("generating")
         return validation.score_one(request, self._storage)
@@ -367,8 +367,8 @@ def _safetensors_metadata(head: bytes, size: int) -> dict[str, str]:
         header = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApplicationError("the LoRA file's header is not JSON", non_retryable=True) from exc
-    # Imported here: only this function knows the trained-token format (loraflow.validation).
-    from loraflow.validation import EMBEDDING_PREFIX, EMBEDDING_TARGETS, token_map_of
+    # Imported here: only this function knows the trained-token format (loraflow.ml.validation).
+    from loraflow.ml.validation import EMBEDDING_PREFIX, EMBEDDING_TARGETS, token_map_of
 
     tensors = [k for k in header if k != "__metadata__"]
     embeddings = {k for k in tensors if k.startswith(EMBEDDING_PREFIX)}

@@ -11,10 +11,10 @@ from api.errors import install_error_handlers
 from api.routes import budget, health, lora_models
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
-from loraflow.events import EventHub
+from loraflow.db.events import EventHub
 from loraflow.settings import Settings, get_settings
 from loraflow.storage import build_storage
-from loraflow.temporal import TemporalConnector
+from loraflow.temporal.connector import TemporalConnector
 
 DESCRIPTION = """
 Durable LoRA training for the video platform: a public library of character LoRAs.

@@ -11,10 +11,10 @@ from psycopg_pool import AsyncConnectionPool
 from api.errors import ApiError
 from loraflow.auth import AuthError, TokenVerifier
 from loraflow.db import Caller
-from loraflow.events import EventHub
+from loraflow.db.events import EventHub
 from loraflow.settings import Settings
 from loraflow.storage import Storage
-from loraflow.temporal import TemporalConnector
+from loraflow.temporal.connector import TemporalConnector
 
 _bearer = HTTPBearer(
     auto_error=False,

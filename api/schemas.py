@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (persistence shapes live in loraflow.library)."""
+"""Request and response bodies of the HTTP API (persistence shapes live in loraflow.db.library)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from loraflow.trainings import TrainingParams
+from loraflow.temporal.training_client import TrainingParams
 
 TrainingStatus = Literal["pending", "training", "validating", "completed", "failed"]
 

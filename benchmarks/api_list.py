@@ -26,10 +26,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loraflow import embedded, library
+from loraflow import net
 from loraflow.auth import issue_token
-from loraflow.db import Caller, as_caller, create_pool, migrate
-from loraflow.library import Sort
+from loraflow.db import Caller, as_caller, create_pool, library, migrate
+from loraflow.db.library import Sort
+from loraflow.devstack import embedded
 from loraflow.settings import DEV_JWT_SECRET, Settings
 
 SCENARIOS: dict[str, dict[str, object]] = {
@@ -173,7 +174,7 @@ async def main() -> None:
         total = conn.execute("SELECT count(*) FROM lora_models").fetchone()[0]
     print(f"seeded: {total} LoRAs in {time.perf_counter() - t:.1f}s  ({workdir})")
 
-    port = embedded.free_port()
+    port = net.free_port()
     api = start_api(dsn, port, workdir / "api.log", args.api_workers)
     token = issue_token(DEV_JWT_SECRET, user_id=str(uuid.uuid4()), email="bench@example.com")
     print(

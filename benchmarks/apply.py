@@ -45,9 +45,9 @@ def main() -> None:
 
     import torch
 
-    from loraflow import validation
-    from loraflow.apply import AppliedLora
-    from loraflow.keyframes import LocalKeyframes, LoraFileCache
+    from loraflow.domain.clips import AppliedLora
+    from loraflow.ml import validation
+    from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
     from loraflow.storage.local import LocalStorage
     from training_scripts.tiny_model import TINY_TRAINING_PARAMS, ensure_tiny_sdxl
     from training_scripts.train_lora import TrainConfig, sha256_file, train
@@ -59,7 +59,7 @@ def main() -> None:
         storage = LocalStorage(tmp / "storage")
         images = tmp / "images"
         images.mkdir()
-        from loraflow.demo import draw_character
+        from loraflow.devstack.demo import draw_character
 
         for i in range(3):
             (images / f"{i}.png").write_bytes(draw_character(i))

@@ -29,12 +29,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loraflow.auth import issue_token
-from loraflow.demo import draw_character
-from loraflow.dev import DevStack
-from loraflow.embedded import free_port
+from loraflow.devstack.demo import draw_character
+from loraflow.devstack.dev import DevStack
 from loraflow.logging import configure_logging
+from loraflow.net import free_port
 from loraflow.settings import Settings
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 
 def percentile(values: list[float], p: float) -> float:

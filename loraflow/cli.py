@@ -23,13 +23,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from loraflow.dev import run_dev
+    from loraflow.devstack.dev import run_dev
 
     return asyncio.run(run_dev(_settings(args)))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from loraflow.demo import run_demo
+    from loraflow.devstack.demo import run_demo
 
     return asyncio.run(run_demo(_settings(args)))
 

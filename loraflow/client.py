@@ -32,8 +32,8 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdate
 from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from loraflow.apply import ClipPlan, ClipRequest
-from loraflow.job_types import JobLoraRequest, JobLoraStatus, ReferenceImage, job_workflow_id
+from loraflow.contracts.jobs import JobLoraRequest, JobLoraStatus, ReferenceImage, job_workflow_id
+from loraflow.domain.clips import ClipPlan, ClipRequest
 
 DEFAULT_TASK_QUEUE = "loraflow-training"
 

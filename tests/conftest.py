@@ -17,10 +17,11 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow import embedded
+from loraflow import net
 from loraflow.auth import issue_token
+from loraflow.contracts.search_attributes import SEARCH_ATTRIBUTES
 from loraflow.db import create_pool, migrate
-from loraflow.search_attributes import SEARCH_ATTRIBUTES
+from loraflow.devstack import embedded
 from loraflow.settings import DEV_JWT_SECRET, Settings
 from training_scripts.tiny_model import ensure_tiny_sdxl
 
@@ -76,7 +77,7 @@ async def pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
 @pytest.fixture(scope="session")
 def api_url(settings: Settings, data_dir: Path) -> Iterator[str]:
     """`loraflow api` as a real process on a free loopback port."""
-    port = embedded.free_port()
+    port = net.free_port()
     env = embedded.child_env(
         DATABASE_URL=settings.database_url or "",
         TEMPORAL_ADDRESS=settings.temporal_address,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from workflows.job_loras import JobLorasWorkflow
-from workflows.purge_validation import PurgeValidationImagesWorkflow
-from workflows.sweep_pods import SweepOrphanPodsWorkflow
-from workflows.train_lora import TrainLoraWorkflow
+from workflows.lora_training import TrainLoraWorkflow
+from workflows.pod_sweep import SweepOrphanPodsWorkflow
+from workflows.validation_purge import PurgeValidationImagesWorkflow
 
 WORKFLOWS: list[type] = [
     TrainLoraWorkflow,

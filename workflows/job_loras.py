@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
-    from loraflow.job_types import (
+    from loraflow.contracts.jobs import (
         MIN_IMAGES_PER_CHARACTER,
         CharacterLora,
         JobDataset,
@@ -34,8 +34,8 @@ with workflow.unsafe.imports_passed_through():
         character_lora_name,
         group_references,
     )
-    from loraflow.training_types import TrainLoraInput
-    from workflows.train_lora import workflow_id_for
+    from loraflow.contracts.lora_training import TrainLoraInput
+    from workflows.lora_training import workflow_id_for
 
 _QUICK = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10

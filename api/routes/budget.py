@@ -7,8 +7,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, PoolDep, SettingsDep
 from api.errors import ApiError, responses
-from loraflow import budget
-from loraflow.db import as_service
+from loraflow.db import as_service, budget
 
 router = APIRouter(prefix="/budget", tags=["operations"])
 

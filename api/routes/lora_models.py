@@ -30,14 +30,15 @@ from api.schemas import (
     TrainingStatus,
     UploadResponse,
 )
-from loraflow import budget, events, images, library, trainings
-from loraflow.db import Caller, as_caller, as_service
-from loraflow.images import CheckedImage, DatasetRejected, ImageRejected
-from loraflow.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
+from loraflow.db import Caller, as_caller, as_service, budget, events, library
+from loraflow.db.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
+from loraflow.domain import images
+from loraflow.domain.images import CheckedImage, DatasetRejected, ImageRejected
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 from loraflow.storage import ObjectExists
-from loraflow.temporal import TemporalUnavailable
+from loraflow.temporal import training_client as trainings
+from loraflow.temporal.connector import TemporalUnavailable
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])

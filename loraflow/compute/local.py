@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from loraflow.compute.base import Pod, PodStatus, ProviderError
-from loraflow.embedded import free_port
+from loraflow.net import free_port
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 

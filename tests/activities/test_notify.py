@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
-from loraflow.job_types import LoraFinished
+from loraflow.contracts.jobs import LoraFinished
 
 SECRET = "whsec-test"
 

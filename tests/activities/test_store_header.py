@@ -13,8 +13,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.training import TrainingActivities, _safetensors_metadata
 from loraflow.compute.local import LocalProvider
+from loraflow.contracts.lora_training import StagedArtifact
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import StagedArtifact
 
 
 def _activities(tmp_path: Path) -> tuple[TrainingActivities, LocalStorage]:

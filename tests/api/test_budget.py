@@ -11,8 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from loraflow import budget
 from loraflow.auth import issue_token
+from loraflow.db import budget
 from loraflow.settings import Settings
 from tests.conftest import JWT_SECRET, User
 

@@ -20,7 +20,7 @@ async def test_healthy_when_both_answer(http: httpx.AsyncClient) -> None:
 
 
 async def test_degraded_when_temporal_does_not_answer(settings: Settings) -> None:
-    from loraflow.embedded import free_port
+    from loraflow.net import free_port
 
     app = create_app(settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}))
     async with app.router.lifespan_context(app):

@@ -15,11 +15,11 @@ from PIL import Image
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
+from loraflow.contracts.lora_training import TrainingProgress
 from loraflow.settings import Settings
-from loraflow.training_types import TrainingProgress
 from tests.conftest import User
 from tests.workflows.test_train_lora import character_png
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 
 async def _assert_sources_agree(

@@ -50,7 +50,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from loraflow.compute.runpod_api import CreatePodRequest, ListPodsResponse, Pod, PodStatus
-from loraflow.embedded import free_port
+from loraflow.net import free_port
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 _NO_CAPACITY = "There are no longer any instances available with the requested specifications. Please refresh and try again."  # noqa: E501 - RunPod's prose

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from loraflow.embedded import free_port
+from loraflow.net import free_port
 
 
 @contextmanager

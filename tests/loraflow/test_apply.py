@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loraflow.apply import (
+from loraflow.domain.clips import (
     NOTICE_MISSING,
     NOTICE_TRAINING,
     VIDEO_MODELS,

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from loraflow.embedded import child_env
+from loraflow.devstack.embedded import child_env
 
 
 def _loraflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,8 @@ import httpx
 import psutil
 
 from loraflow.auth import issue_token
-from loraflow.embedded import child_env, free_port
+from loraflow.devstack.embedded import child_env
+from loraflow.net import free_port
 from tests.conftest import JWT_SECRET
 
 

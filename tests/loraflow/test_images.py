@@ -7,8 +7,14 @@ import io
 import pytest
 from PIL import Image
 
-from loraflow import images
-from loraflow.images import DatasetRejected, ImageRejected, check_dataset, inspect_image, normalise_image
+from loraflow.domain import images
+from loraflow.domain.images import (
+    DatasetRejected,
+    ImageRejected,
+    check_dataset,
+    inspect_image,
+    normalise_image,
+)
 
 
 def _encode(image: Image.Image, fmt: str, **kw: object) -> bytes:

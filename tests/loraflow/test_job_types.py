@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loraflow.job_types import ReferenceImage, character_lora_name, compose_dataset, group_references
+from loraflow.contracts.jobs import ReferenceImage, character_lora_name, compose_dataset, group_references
 
 
 def test_groups_by_character_in_order_of_first_appearance_without_duplicates() -> None:

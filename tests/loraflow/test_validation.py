@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from loraflow import validation
+from loraflow.contracts.lora_training import ValidationRequest
+from loraflow.ml import validation
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import ValidationRequest
 
 
 def test_a_lora_that_changes_nothing_fails_validation(

@@ -8,9 +8,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from loraflow import library
-from loraflow.db import Caller, as_caller
-from loraflow.library import MonthlyLimitReached, NewLora
+from loraflow.db import Caller, as_caller, library
+from loraflow.db.library import MonthlyLimitReached, NewLora
 
 
 def _caller(user_id: str | None = None) -> Caller:

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loraflow.embedded import child_env, free_port, stop_process
+from loraflow.devstack.embedded import child_env, stop_process
+from loraflow.net import free_port
 
 
 @pytest.fixture

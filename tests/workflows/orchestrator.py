@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from loraflow.apply import ClipPlan, ClipRequest
     from loraflow.client import job_lora_status, plan_clip, send_character_references
-    from loraflow.job_types import JobLoraReport, JobLoraStatus, LoraFinished, ReferenceImage
+    from loraflow.contracts.jobs import JobLoraReport, JobLoraStatus, LoraFinished, ReferenceImage
+    from loraflow.domain.clips import ClipPlan, ClipRequest
 
 
 @dataclass

@@ -10,11 +10,11 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
+from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
 from loraflow.settings import Settings
-from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.workflows.test_train_lora import _new_lora, _upload
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import cap_reason, workflow_id_for
+from workflows.lora_training import cap_reason, workflow_id_for
 
 
 async def test_time_cap_stops_a_running_training_and_cleans_up(

@@ -19,12 +19,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from loraflow.apply import NOTICE_TRAINING, ClipPlanner, ClipRequest
 from loraflow.auth import issue_token
 from loraflow.client import DuplicateLoraName, LoraJobs, LoraRequestRefused
-from loraflow.demo import draw_character
-from loraflow.job_types import ReferenceImage
-from loraflow.keyframes import LocalKeyframes, LoraFileCache
+from loraflow.contracts.jobs import ReferenceImage
+from loraflow.devstack.demo import draw_character
+from loraflow.domain.clips import NOTICE_TRAINING, ClipPlanner, ClipRequest
+from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from tests.conftest import JWT_SECRET
@@ -201,7 +201,7 @@ async def test_refusals_and_a_job_whose_references_never_come(
 
 
 def test_not_ready_lora_falls_back_with_the_notice() -> None:
-    from loraflow.apply import decide
+    from loraflow.domain.clips import decide
 
     request = ClipRequest("j", "c", "p", "http://x/ref.png", "wan-2.1-i2v", lora_id="l")
     assert decide(request, {"training_status": "training"}) == ("reference_images", NOTICE_TRAINING)

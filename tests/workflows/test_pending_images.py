@@ -8,12 +8,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow import trainings
+from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress
 from loraflow.settings import Settings
-from loraflow.training_types import TrainingOutcome, TrainingProgress
+from loraflow.temporal import training_client as trainings
 from tests.workflows.test_train_lora import _new_lora
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 
 async def test_no_images_in_time_fails_with_that_reason(

@@ -11,9 +11,9 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
+from loraflow.temporal.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
 from tests.workflows.test_train_lora import _new_lora
 
 

@@ -13,17 +13,17 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow.embedded import stop_process
+from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
+from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-replicate-test"
 GPUS = ["NVIDIA L40S", "NVIDIA GeForce RTX 4090"]

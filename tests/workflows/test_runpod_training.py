@@ -18,15 +18,16 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.runpod import RunPodConfig, RunPodProvider
-from loraflow.embedded import free_port, stop_process
+from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
+from loraflow.devstack.embedded import stop_process
+from loraflow.net import free_port
 from loraflow.settings import Settings
-from loraflow.training_types import TrainingOutcome, TrainLoraInput
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-runpod-test"
 KEY = "rp-test-key"

@@ -13,13 +13,14 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow import embedded, trainings
 from loraflow.compute.local import LocalProvider
+from loraflow.contracts.lora_training import TrainLoraInput
+from loraflow.devstack import embedded
 from loraflow.settings import Settings
-from loraflow.training_types import TrainLoraInput
+from loraflow.temporal import training_client as trainings
 from tests.workflows.test_train_lora import _new_lora, _upload
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 
 async def _sweep(env: WorkflowEnvironment, settings: Settings, max_training_s: float, tag: str) -> list[str]:

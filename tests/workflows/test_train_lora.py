@@ -11,16 +11,15 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from loraflow import library
 from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
-from loraflow.db import Caller, as_caller
-from loraflow.demo import draw_character
+from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, TrainLoraInput
+from loraflow.db import Caller, as_caller, library
+from loraflow.devstack.demo import draw_character
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import TrainingOutcome, TrainingProgress, TrainLoraInput
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 
 def character_png(i: int) -> bytes:

@@ -15,13 +15,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
-from loraflow.embedded import stop_process
+from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, TrainLoraInput
+from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
-from loraflow.training_types import TrainingOutcome, TrainingProgress, TrainLoraInput
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-crash-test"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loraflow.embedded import child_env
+from loraflow.devstack.embedded import child_env
 from loraflow.settings import Settings
 
 

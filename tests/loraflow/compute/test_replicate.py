@@ -22,8 +22,8 @@ from activities.training import _safetensors_metadata
 from loraflow.compute import ProviderError
 from loraflow.compute.replicate import ReplicateConfig, ReplicateTrainer, end_reason, training_input
 from loraflow.compute.replicate_api import Training, TrainingStatus
+from loraflow.contracts.lora_training import PodRef
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import PodRef
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.server import serve
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
@@ -209,8 +209,8 @@ def test_the_weights_keep_the_trained_tokens(tmp_path: Path, tiny_model: Path) -
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from loraflow.demo import draw_character
-    from loraflow.validation import TrainedTokens, load_trained_tokens, use_trained_tokens, with_tokens
+    from loraflow.devstack.demo import draw_character
+    from loraflow.ml.validation import TrainedTokens, load_trained_tokens, use_trained_tokens, with_tokens
 
     storage = LocalStorage(tmp_path / "storage")
     with zipfile.ZipFile(archive := tmp_path / "dataset.zip", "w") as z:

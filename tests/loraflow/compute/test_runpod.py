@@ -20,8 +20,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.training import TrainingActivities
 from loraflow.compute import PodStatus, ProviderError
 from loraflow.compute.runpod import GpusExhausted, RunPodConfig, RunPodProvider
+from loraflow.contracts.lora_training import PodRef
 from loraflow.storage.local import LocalStorage
-from loraflow.training_types import PodRef
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 

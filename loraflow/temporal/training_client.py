@@ -13,12 +13,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from loraflow.contracts.lora_training import TrainingProgress, TrainLoraInput
 from loraflow.db import as_service
-from loraflow.images import MIN_IMAGES, CheckedImage
+from loraflow.domain.images import MIN_IMAGES, CheckedImage
 from loraflow.settings import Settings
 from loraflow.storage import Storage
-from loraflow.training_types import TrainingProgress, TrainLoraInput
-from workflows.train_lora import workflow_id_for
+from workflows.lora_training import workflow_id_for
 
 #: Character-LoRA defaults for full-size SDXL (see the README for where the numbers come from).
 PRODUCTION_DEFAULTS: dict[str, Any] = {

@@ -21,9 +21,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
-    from loraflow.job_types import LoraFinished
-    from loraflow.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
-    from loraflow.training_types import (
+    from loraflow.contracts.jobs import LoraFinished
+    from loraflow.contracts.lora_training import (
         AgentProgress,
         PodRef,
         StagedArtifact,
@@ -34,9 +33,10 @@ with workflow.unsafe.imports_passed_through():
         ValidationRequest,
         ValidationScore,
     )
-    from loraflow.validation import PROMPTS
+    from loraflow.contracts.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
+    from loraflow.ml.validation import PROMPTS
 
-#: Kept here, not imported from loraflow.images (which imports PIL), to keep the sandbox light.
+#: Kept here, not imported from loraflow.domain.images (which imports PIL), to keep the sandbox light.
 MIN_IMAGES = 3
 
 _QUICK = RetryPolicy(

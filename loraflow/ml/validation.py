@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from loraflow.contracts.lora_training import ValidationRequest, ValidationScore
 from loraflow.storage import Storage
-from loraflow.training_types import ValidationRequest, ValidationScore
 
 MARGIN = 0.003
 PROMPTS = (

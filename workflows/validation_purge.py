@@ -1,4 +1,4 @@
-"""PurgeValidationImagesWorkflow: run daily by a Temporal Schedule (``loraflow.schedules``);
+"""PurgeValidationImagesWorkflow: run daily by a Temporal Schedule (``loraflow.temporal.schedules``);
 deletes validation images once they are older than the retention (30 days by default)."""
 
 from __future__ import annotations

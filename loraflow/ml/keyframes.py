@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from loraflow.apply import AppliedLora
+from loraflow.domain.clips import AppliedLora
+from loraflow.ml.validation import TrainedTokens, read_trained_tokens, use_trained_tokens, with_tokens
 from loraflow.storage import Storage
-from loraflow.validation import TrainedTokens, read_trained_tokens, use_trained_tokens, with_tokens
 
 
 class LoraFileCache:
@@ -75,14 +75,14 @@ class LocalKeyframes:
         self.loads = 0
 
     def pipeline(self) -> Any:
-        from loraflow.validation import pipeline
+        from loraflow.ml.validation import pipeline
 
         return pipeline(self._base_model_path)
 
     def generate(self, lora: AppliedLora, lora_key: str, prompt: str, seed: int) -> bytes:
         import torch
 
-        from loraflow.validation import PIPELINE_LOCK
+        from loraflow.ml.validation import PIPELINE_LOCK
 
         with PIPELINE_LOCK:
             pipe = self.pipeline()
