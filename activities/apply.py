@@ -6,7 +6,9 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow.domain.clips import ClipPlan, ClipPlanner, ClipRequest, UnknownVideoModel
+from loraflow.contracts.errors import ErrorType
+from loraflow.domain.clips import ClipPlan, ClipPlanner, ClipRequest
+from loraflow.errors import UnknownVideoModel
 
 
 class ApplyActivities:
@@ -19,4 +21,4 @@ class ApplyActivities:
         try:
             return self._planner.plan(request)
         except UnknownVideoModel as exc:
-            raise ApplicationError(str(exc), type="UnknownVideoModel", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=ErrorType.UNKNOWN_VIDEO_MODEL, non_retryable=True) from exc

@@ -12,15 +12,17 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import (
-    MIN_IMAGES_PER_CHARACTER,
+    MIN_IMAGES,
     CharacterLora,
     JobDataset,
     JobLoraStatus,
     compose_dataset,
 )
 from loraflow.db import Caller, as_caller, as_service, budget, library
-from loraflow.domain.images import MAX_BYTES, ImageRejected, inspect_image
+from loraflow.domain.images import MAX_BYTES, inspect_image
+from loraflow.errors import BudgetExhausted, DuplicateName, ImageRejected, MonthlyLimitReached
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 from loraflow.storage import Storage
@@ -29,11 +31,6 @@ from loraflow.temporal.training_client import TrainingParams, resolve_params
 log = get_logger(__name__)
 
 #: ApplicationError types the client maps to its exceptions.
-DUPLICATE_NAME = "DuplicateName"
-MONTHLY_LIMIT = "MonthlyLimitReached"
-UNKNOWN_JOB = "UnknownJob"
-TOO_FEW_IMAGES = "TooFewImages"
-BUDGET_EXHAUSTED = "BudgetExhausted"
 #: Keys of training_params that record the LoRA's state, not how to train it.
 _BOOKKEEPING = {"image_keys", "started", "job_slot", "character_id"}
 
@@ -64,20 +61,22 @@ class JobActivities:
                 found is None
                 and not await (await conn.execute("SELECT 1 FROM jobs WHERE id = %s", [job_id])).fetchone()
             ):
-                raise ApplicationError(f"there is no job {job_id}", type=UNKNOWN_JOB, non_retryable=True)
+                raise ApplicationError(
+                    f"there is no job {job_id}", type=ErrorType.UNKNOWN_JOB, non_retryable=True
+                )
         if found:
             return CharacterLora(found["character_id"], str(found["id"]), found["name"])
         async with as_service(self._pool) as conn:
             try:
                 await budget.check_can_train(conn, self._settings)
-            except budget.BudgetExhausted as exc:
-                raise ApplicationError(str(exc), type=BUDGET_EXHAUSTED, non_retryable=True) from exc
+            except BudgetExhausted as exc:
+                raise ApplicationError(str(exc), type=ErrorType.BUDGET_EXHAUSTED, non_retryable=True) from exc
 
         try:
             overrides = TrainingParams.model_validate(params) if params else None
         except ValidationError as exc:
             raise ApplicationError(
-                f"training_params: {exc}", type="InvalidParams", non_retryable=True
+                f"training_params: {exc}", type=ErrorType.INVALID_PARAMS, non_retryable=True
             ) from exc
         params = resolve_params(self._settings, overrides)
         caller = Caller(user_id, None, "authenticated", {"sub": user_id, "role": "authenticated"})
@@ -96,13 +95,15 @@ class JobActivities:
                         ),
                     )
                 break
-            except library.DuplicateName:
+            except DuplicateName:
                 continue
-            except library.MonthlyLimitReached as exc:
-                raise ApplicationError(str(exc), type=MONTHLY_LIMIT, non_retryable=True) from exc
+            except MonthlyLimitReached as exc:
+                raise ApplicationError(
+                    str(exc), type=ErrorType.MONTHLY_LIMIT_REACHED, non_retryable=True
+                ) from exc
         else:
             raise ApplicationError(
-                f"you already have a LoRA named {name!r}", type=DUPLICATE_NAME, non_retryable=True
+                f"you already have a LoRA named {name!r}", type=ErrorType.DUPLICATE_NAME, non_retryable=True
             )
         lora_id = str(row["id"])
         if slot == "primary":
@@ -144,11 +145,11 @@ class JobActivities:
             stored_params = dict((row or {}).get("training_params") or {})
             uploaded = list(stored_params.get("image_keys", []))
             dataset = compose_dataset([k for k in uploaded if "/uploaded/" in k], generated)
-            if len(dataset) < MIN_IMAGES_PER_CHARACTER:
+            if len(dataset) < MIN_IMAGES:
                 raise ApplicationError(
                     f"only {len(generated)} of the {len(urls)} reference images of character "
-                    f"{character_id} could be used; a LoRA needs at least {MIN_IMAGES_PER_CHARACTER}",
-                    type=TOO_FEW_IMAGES,
+                    f"{character_id} could be used; a LoRA needs at least {MIN_IMAGES}",
+                    type=ErrorType.TOO_FEW_IMAGES,
                     non_retryable=True,
                 )
             await conn.execute(

@@ -16,6 +16,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import LoraFinished
 from loraflow.logging import get_logger
 
@@ -56,7 +57,7 @@ class NotifyActivities:
         if r.status_code >= 400:
             raise ApplicationError(
                 f"webhook refused the delivery with {r.status_code}",
-                type="WebhookRejected",
+                type=ErrorType.WEBHOOK_REJECTED,
                 non_retryable=True,
             )
         log.info("webhook_delivered", lora_id=finished.lora_id, status=finished.status,

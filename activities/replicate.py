@@ -31,10 +31,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.training import job_id_for
-from loraflow.compute import ProviderError
-from loraflow.compute.replicate import NotFound, ReplicateTrainer, billed_seconds, end_reason
+from loraflow.compute.replicate import ReplicateTrainer, billed_seconds, end_reason
 from loraflow.compute.replicate_api import Training, TrainingStatus
 from loraflow.contracts.lora_training import AgentProgress, PodRef, StagedArtifact
+from loraflow.errors import ProviderError, ProviderNotFound
 from loraflow.logging import get_logger
 from loraflow.ml.validation import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
 from loraflow.storage import Storage
@@ -159,7 +159,7 @@ class ReplicateActivities:
         billed."""
         try:
             current = self._trainer.cancel(training.pod_id)
-        except NotFound:
+        except ProviderNotFound:
             log.warning("replicate_training_unknown", training_id=training.pod_id)
             return 0.0  # nothing there to bill
         except ProviderError as exc:

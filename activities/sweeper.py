@@ -13,9 +13,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.replicate import lora_id_of
 from activities.training import job_id_for
 from loraflow.compute import ComputeProvider
-from loraflow.compute.replicate import NotFound, ReplicateTrainer
+from loraflow.compute.replicate import ReplicateTrainer
 from loraflow.compute.replicate_api import Training
 from loraflow.compute.runpod import NAME_PREFIX
+from loraflow.errors import ProviderNotFound
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)
@@ -92,7 +93,7 @@ class SweeperActivities:
                 continue
             try:
                 await asyncio.to_thread(replicate.cancel, training.id)
-            except NotFound:
+            except ProviderNotFound:
                 continue  # gone in between
             log.warning(
                 "orphan_replicate_training_cancelled",

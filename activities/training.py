@@ -21,7 +21,8 @@ import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from loraflow.compute import ComputeProvider, PodStatus, ProviderError
+from loraflow.compute import ComputeProvider, PodStatus
+from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.lora_training import (
     AgentProgress,
     PodRef,
@@ -32,10 +33,11 @@ from loraflow.contracts.lora_training import (
     ValidationScore,
 )
 from loraflow.db import budget
-from loraflow.domain.images import ImageRejected, inspect_image, normalise_image
+from loraflow.domain.images import inspect_image, normalise_image
+from loraflow.errors import GpusExhausted, ImageRejected, ObjectNotFound, ProviderError
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
-from loraflow.storage import ObjectNotFound, Storage
+from loraflow.storage import Storage
 
 log = get_logger(__name__)
 #: safetensors refuses headers over 100 MiB; so do we.
@@ -85,7 +87,7 @@ class TrainingActivities:
             try:
                 inspect_image(key.rsplit("/", 1)[-1], data, min_side=self._min_side)
             except ImageRejected as exc:
-                raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from exc
+                raise ApplicationError(str(exc), type=ErrorType.BAD_IMAGE, non_retryable=True) from exc
             target = f"lora-staging/{lora_id}/dataset/{index}.png"
             self._storage.put(target, [normalise_image(data)])
             staged.append(target)
@@ -104,7 +106,9 @@ class TrainingActivities:
         except ProviderError as exc:
             # The type lets the workflow tell "no GPU anywhere here" (GpusExhausted) from the rest.
             raise ApplicationError(
-                str(exc), type=type(exc).__name__, non_retryable=not exc.retryable
+                str(exc),
+                type=ErrorType.GPUS_EXHAUSTED if isinstance(exc, GpusExhausted) else ErrorType.PROVIDER,
+                non_retryable=not exc.retryable,
             ) from exc
         with self._db() as conn:
             conn.execute(
@@ -141,13 +145,15 @@ class TrainingActivities:
                 current = self._provider.describe(pod.pod_id)
                 status = str(current.status)
                 if current.status == PodStatus.terminated:
-                    raise ApplicationError(f"pod {pod.pod_id} is gone", type="PodGone", non_retryable=True)
+                    raise ApplicationError(
+                        f"pod {pod.pod_id} is gone", type=ErrorType.POD_GONE, non_retryable=True
+                    )
                 if current.status == PodStatus.failed:
                     self._provider.terminate(pod.pod_id)
                     raise ApplicationError(
                         f"pod {pod.pod_id} failed to start: {self._provider.name} reports it in an "
                         "unrecoverable error state (it has been terminated)",
-                        type="PodFailed",
+                        type=ErrorType.POD_FAILED,
                         non_retryable=True,
                     )
                 endpoint = current.endpoint or endpoint

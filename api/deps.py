@@ -9,9 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ApiError
-from loraflow.auth import AuthError, TokenVerifier
+from loraflow.auth import TokenVerifier
 from loraflow.db import Caller
 from loraflow.db.events import EventHub
+from loraflow.errors import AuthError
 from loraflow.settings import Settings
 from loraflow.storage import Storage
 from loraflow.temporal.connector import TemporalConnector

@@ -10,13 +10,10 @@ import jwt
 from jwt import PyJWKClient
 
 from loraflow.db import Caller
+from loraflow.errors import AuthError
 
 #: Asymmetric algorithms accepted from a JWKS; "none" and HMAC with a public key never are.
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
-
-
-class AuthError(Exception):
-    """The request's credentials are missing or not acceptable; the message says why."""
 
 
 class TokenVerifier:

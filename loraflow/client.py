@@ -32,37 +32,43 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdate
 from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import JobLoraRequest, JobLoraStatus, ReferenceImage, job_workflow_id
+from loraflow.contracts.status import TrainingStatus
 from loraflow.domain.clips import ClipPlan, ClipRequest
+from loraflow.errors import BudgetExhausted, DuplicateName, InputRejected, MonthlyLimitReached, Refused
+
+__all__ = [
+    "DEFAULT_TASK_QUEUE",
+    "BudgetExhausted",
+    "ClipPlan",
+    "ClipRequest",
+    "DuplicateName",
+    "InputRejected",
+    "JobLoraRequest",
+    "JobLoraStatus",
+    "LoraJobs",
+    "MonthlyLimitReached",
+    "ReferenceImage",
+    "Refused",
+    "TrainingStatus",
+    "job_lora_status",
+    "plan_clip",
+    "send_character_references",
+]
 
 DEFAULT_TASK_QUEUE = "loraflow-training"
 
 
-class LoraRequestRefused(Exception):
-    """The job's LoRA was not created; ``code`` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class DuplicateLoraName(LoraRequestRefused):
-    pass
-
-
-class MonthlyLimitReached(LoraRequestRefused):
-    pass
-
-
-class TrainingBudgetExhausted(LoraRequestRefused):
-    pass
-
-
-_REFUSALS: dict[str, type[LoraRequestRefused]] = {
-    "DuplicateName": DuplicateLoraName,
-    "MonthlyLimitReached": MonthlyLimitReached,
-    "BudgetExhausted": TrainingBudgetExhausted,
-}
+def _refusal(cause: ApplicationError, lora_name: str) -> Refused:
+    """The job workflow's refusal, as the exception of loraflow's tree it stands for."""
+    if cause.type == ErrorType.DUPLICATE_NAME:
+        return DuplicateName(lora_name, cause.message)
+    if cause.type == ErrorType.MONTHLY_LIMIT_REACHED:
+        return MonthlyLimitReached(cause.message)
+    if cause.type == ErrorType.BUDGET_EXHAUSTED:
+        return BudgetExhausted(cause.message)
+    return Refused(cause.message, code=cause.type)
 
 
 class LoraJobs:
@@ -82,7 +88,7 @@ class LoraJobs:
     ) -> str:
         """Create (once) the job's pending LoRA named ``lora_name`` and return its id."""
         if not lora_name.strip() or len(lora_name) > 255:
-            raise LoraRequestRefused("invalid_name", "lora_name must be 1-255 characters")
+            raise InputRejected("lora_name must be 1-255 characters")
         start = WithStartWorkflowOperation(
             "JobLorasWorkflow",
             JobLoraRequest(
@@ -104,8 +110,7 @@ class LoraJobs:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError):
-                kind = _REFUSALS.get(cause.type or "", LoraRequestRefused)
-                raise kind(cause.type or "refused", cause.message) from exc
+                raise _refusal(cause, lora_name.strip()) from exc
             raise
 
     async def send_character_references(self, job_id: str, references: list[ReferenceImage]) -> None:

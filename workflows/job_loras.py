@@ -23,7 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
     from loraflow.contracts.jobs import (
-        MIN_IMAGES_PER_CHARACTER,
+        MIN_IMAGES,
         CharacterLora,
         JobDataset,
         JobLoraReport,
@@ -94,10 +94,10 @@ class JobLorasWorkflow:
         assert self._references is not None
         eligible = []
         for character_id, urls in group_references(self._references):
-            if len(urls) < MIN_IMAGES_PER_CHARACTER:
+            if len(urls) < MIN_IMAGES:
                 reason = (
                     f"character {character_id} has {len(urls)} reference image(s); "
-                    f"a LoRA needs at least {MIN_IMAGES_PER_CHARACTER}"
+                    f"a LoRA needs at least {MIN_IMAGES}"
                 )
                 workflow.logger.warning("character skipped: %s", reason, extra={"job_id": request.job_id})
                 report.skipped.append(SkippedCharacter(character_id, len(urls), reason))

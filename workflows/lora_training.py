@@ -21,7 +21,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
+    from loraflow.contracts.errors import ErrorType
     from loraflow.contracts.jobs import LoraFinished
+    from loraflow.contracts.limits import MIN_IMAGES
     from loraflow.contracts.lora_training import (
         AgentProgress,
         PodRef,
@@ -36,8 +38,6 @@ with workflow.unsafe.imports_passed_through():
     from loraflow.contracts.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
     from loraflow.ml.validation import PROMPTS
 
-#: Kept here, not imported from loraflow.domain.images (which imports PIL), to keep the sandbox light.
-MIN_IMAGES = 3
 
 _QUICK = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
@@ -104,7 +104,7 @@ class TrainLoraWorkflow:
                     retry_policy=_QUICK,
                 )
             except ActivityError as exc:
-                if not (request.replicate_fallback and _error_type(exc) == "GpusExhausted"):
+                if not (request.replicate_fallback and _error_type(exc) == ErrorType.GPUS_EXHAUSTED):
                     raise
                 workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
                 staged = await self._train_on_replicate(request, dataset)
@@ -347,7 +347,7 @@ class TrainLoraWorkflow:
                     backoff_coefficient=2.0,
                     maximum_interval=timedelta(minutes=30),
                     maximum_attempts=60,
-                    non_retryable_error_types=["WebhookRejected"],
+                    non_retryable_error_types=[ErrorType.WEBHOOK_REJECTED],
                 ),
             )
         except ActivityError as exc:
@@ -389,7 +389,7 @@ def _check_caps(pod: PodRef, request: TrainLoraInput) -> None:
         max_training_s=request.max_training_s,
     )
     if stop:
-        raise ApplicationError(stop, type="CapReached", non_retryable=True)
+        raise ApplicationError(stop, type=ErrorType.CAP_REACHED, non_retryable=True)
 
 
 def cap_reason(

@@ -31,14 +31,23 @@ from api.schemas import (
     UploadResponse,
 )
 from loraflow.db import Caller, as_caller, as_service, budget, events, library
-from loraflow.db.library import DuplicateName, LoraNotFound, MonthlyLimitReached, NewLora, Sort
+from loraflow.db.library import NewLora, Sort
 from loraflow.domain import images
-from loraflow.domain.images import CheckedImage, DatasetRejected, ImageRejected
+from loraflow.domain.images import CheckedImage
+from loraflow.errors import (
+    BudgetExhausted,
+    DatasetRejected,
+    DuplicateName,
+    ImageRejected,
+    LoraNotFound,
+    MonthlyLimitReached,
+    ObjectExists,
+    TemporalUnavailable,
+    UploadsClosed,
+)
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
-from loraflow.storage import ObjectExists
 from loraflow.temporal import training_client as trainings
-from loraflow.temporal.connector import TemporalUnavailable
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])
@@ -173,7 +182,7 @@ async def _check_budget(pool: Any, settings: Settings) -> None:
     async with as_service(pool) as conn:
         try:
             await budget.check_can_train(conn, settings)
-        except budget.BudgetExhausted as exc:
+        except BudgetExhausted as exc:
             raise ApiError(503, "budget_exhausted", str(exc)) from exc
 
 
@@ -315,7 +324,7 @@ async def add_images(
     try:
         keys = trainings.store_uploads(storage, caller.user_id, str(lora_id), uploads, len(existing))
         keys = await trainings.record_uploads(pool, str(lora_id), keys, [storage.url(k) for k in keys])
-    except (trainings.UploadsClosed, ObjectExists) as exc:
+    except (UploadsClosed, ObjectExists) as exc:
         raise ApiError(409, "conflict", "another upload started this LoRA's training first") from exc
     started = len(keys) >= images.MIN_IMAGES and row.get("triggered_by_job_id") is None
     if started:

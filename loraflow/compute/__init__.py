@@ -1,6 +1,7 @@
 """Compute providers: where a training pod runs. Each one only creates (idempotently, by name),
 describes, terminates, lists, and says its price per hour; the pod agent does the rest."""
 
-from loraflow.compute.base import ComputeProvider, Pod, PodStatus, ProviderError
+from loraflow.compute.base import ComputeProvider, Pod, PodStatus
+from loraflow.errors import ProviderError
 
 __all__ = ["ComputeProvider", "Pod", "PodStatus", "ProviderError"]

@@ -15,14 +15,6 @@ class PodStatus(enum.StrEnum):
     terminated = "terminated"  # gone: no longer billed
 
 
-class ProviderError(Exception):
-    """The provider refused or failed; ``retryable`` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 @dataclass(frozen=True)
 class Pod:
     provider: str

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from loraflow.compute.base import Pod, PodStatus, ProviderError
+from loraflow.compute.base import Pod, PodStatus
+from loraflow.errors import ProviderError
 from loraflow.net import free_port
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent

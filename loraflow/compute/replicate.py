@@ -22,7 +22,6 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from loraflow.compute.base import ProviderError
 from loraflow.compute.replicate_api import (
     API_BASE,
     FILE_HOST,
@@ -36,6 +35,7 @@ from loraflow.compute.replicate_api import (
     cancel_path,
     training_path,
 )
+from loraflow.errors import ProviderError, ProviderNotFound
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)
@@ -60,13 +60,6 @@ class ReplicateConfig:
     #: How far back ``start`` looks for a training an earlier attempt created. Longer than any
     #: activity's retries; short enough that a LoRA trained again days later trains anew.
     reuse_window_s: float = 6 * 3600.0
-
-
-class NotFound(ProviderError):
-    """Replicate has no such training or file (404): trying again will not make one."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
 
 
 def training_input(images_url: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +185,7 @@ class ReplicateTrainer:
         try:
             # Cancelling is idempotent on Replicate's side, so unlike create it may be retried.
             answer = _parse(self._call("POST", cancel_path(training_id)), Training)
-        except NotFound:
+        except ProviderNotFound:
             raise
         except ProviderError as exc:
             if exc.retryable:
@@ -308,7 +301,7 @@ def _error(r: httpx.Response) -> ProviderError:
         detail = r.text[:300]
     message = f"Replicate answered {r.status_code} to {r.request.method} {r.request.url.path}: {detail}"
     if r.status_code == 404:
-        return NotFound(message)
+        return ProviderNotFound(message)
     # 429 and 5xx pass; any other 4xx is our request (or token) and will not change by itself.
     return ProviderError(message, retryable=r.status_code == 429 or r.status_code >= 500)
 

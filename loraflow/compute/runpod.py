@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from loraflow.compute.base import Pod, PodStatus, ProviderError
+from loraflow.compute.base import Pod, PodStatus
 from loraflow.compute.runpod_api import (
     Cloud,
     CreateGpuConfig,
@@ -53,6 +53,7 @@ from loraflow.compute.runpod_api import (
 )
 from loraflow.compute.runpod_api import Pod as ApiPod
 from loraflow.compute.runpod_api import PodStatus as ApiPodStatus
+from loraflow.errors import GpusExhausted, ProviderError
 from loraflow.logging import get_logger
 
 __all__ = ["AGENT_PORT", "NAME_PREFIX", "GpusExhausted", "RunPodConfig", "RunPodProvider"]
@@ -69,13 +70,6 @@ _STATUS = {
     ApiPodStatus.ERROR: PodStatus.failed,
     ApiPodStatus.TERMINATED: PodStatus.terminated,
 }
-
-
-class GpusExhausted(ProviderError):
-    """No GPU type on the fallback list could be placed: time for the next provider."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
 
 
 @dataclass

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-MIN_IMAGES_PER_CHARACTER = 3
-MAX_DATASET = 10
+from loraflow.contracts.limits import MAX_IMAGES, UPLOADS_ALONE
+
 #: Phase 2 composition: with this many uploads the user's images are used alone.
-UPLOADS_ALONE = 5
 
 
 @dataclass
@@ -104,10 +103,10 @@ def compose_dataset(uploaded: list[str], generated: list[str]) -> list[str]:
     (to 5 in all); none, the generated images alone. 1-2 uploads (the spec is silent) are
     likewise topped up with generated images to 5. At most 10 images."""
     if len(uploaded) >= UPLOADS_ALONE:
-        return uploaded[:MAX_DATASET]
+        return uploaded[:MAX_IMAGES]
     if uploaded:
         return uploaded + generated[: UPLOADS_ALONE - len(uploaded)]
-    return generated[:MAX_DATASET]
+    return generated[:MAX_IMAGES]
 
 
 def character_lora_name(lora_name: str, character_id: str, index: int) -> str:

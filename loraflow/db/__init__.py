@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from loraflow.errors import MigrationError
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,10 +23,6 @@ log = get_logger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 #: Any constant will do: it only has to be the same for every process migrating this database.
 _MIGRATION_LOCK_KEY = 0x6C6F7261666C6F77  # "loraflow"
-
-
-class MigrationError(RuntimeError):
-    """A migration could not be applied, or an applied one was changed afterwards."""
 
 
 @dataclass(frozen=True)

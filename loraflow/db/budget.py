@@ -14,19 +14,11 @@ from typing import Any
 
 import httpx
 
+from loraflow.errors import BudgetExhausted
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 
 log = get_logger(__name__)
-
-
-class BudgetExhausted(Exception):
-    def __init__(self, spent: Decimal, limit: float) -> None:
-        first = _next_month(datetime.now(UTC)).strftime("%B 1")
-        super().__init__(
-            f"this month's training budget (${limit:.2f}) is spent (${spent:.2f}); "
-            f"new trainings are accepted again from {first} (UTC)"
-        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ async def check_can_train(conn: Any, settings: Settings) -> None:
     """Refuse a new training once the month's budget is spent."""
     spent = await month_spend(conn)
     if float(spent) >= settings.monthly_budget_usd:
-        raise BudgetExhausted(spent, settings.monthly_budget_usd)
+        raise BudgetExhausted(_exhausted_message(spent, settings.monthly_budget_usd))
 
 
 def alert_if_crossed(conn: Any, settings: Settings) -> bool:
@@ -88,6 +80,14 @@ def alert_if_crossed(conn: Any, settings: Settings) -> bool:
         except httpx.HTTPError as exc:  # the structlog error above is the alert of record
             log.warning("budget_alert_webhook_failed", error=str(exc))
     return True
+
+
+def _exhausted_message(spent: Decimal, limit: float) -> str:
+    first = _next_month(datetime.now(UTC)).strftime("%B 1")
+    return (
+        f"this month's training budget (${limit:.2f}) is spent (${spent:.2f}); "
+        f"new trainings are accepted again from {first} (UTC)"
+    )
 
 
 def _next_month(now: datetime) -> datetime:

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from loraflow.db import Caller
+from loraflow.errors import DuplicateName, LoraNotFound, MonthlyLimitReached
 
 TRAINING_STATUSES = ("pending", "training", "validating", "completed", "failed")
 ACTIVE_STATUSES = ("pending", "training", "validating")
@@ -18,26 +19,6 @@ ACTIVE_STATUSES = ("pending", "training", "validating")
 #: SQLSTATEs raised by our own triggers (sql/0002_lora_library.sql).
 SQLSTATE_MONTHLY_LIMIT = "LF429"
 SQLSTATE_NEVER_DELETE = "LF403"
-
-
-class LibraryError(Exception):
-    """Base for expected outcomes the caller turns into a response."""
-
-
-class DuplicateName(LibraryError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"you already have a LoRA named {name!r}")
-        self.name = name
-
-
-class MonthlyLimitReached(LibraryError):
-    def __init__(self, message: str, detail: str | None) -> None:
-        super().__init__(message if not detail else f"{message} ({detail})")
-
-
-class LoraNotFound(LibraryError):
-    def __init__(self, lora_id: uuid.UUID | str) -> None:
-        super().__init__(f"no LoRA with id {lora_id}")
 
 
 class Sort(enum.StrEnum):

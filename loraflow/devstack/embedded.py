@@ -17,13 +17,10 @@ from typing import Any
 import psycopg
 
 from loraflow.contracts.search_attributes import SEARCH_ATTRIBUTES
+from loraflow.errors import EmbeddedError
 from loraflow.net import port_is_free
 
 DATABASE_NAME = "loraflow"
-
-
-class EmbeddedError(RuntimeError):
-    """An embedded server could not be started."""
 
 
 # ---------------------------------------------------------------------------------- postgres

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from loraflow.errors import UnknownVideoModel
 from loraflow.storage import Storage
 
 Mode = Literal["reference_images", "direct", "preprocess"]
@@ -54,10 +55,6 @@ VIDEO_MODELS: dict[str, VideoModel] = {
         VideoModel("minimax-video-01", frozenset(), takes_image=True),
     )
 }
-
-
-class UnknownVideoModel(ValueError):
-    pass
 
 
 @dataclass

@@ -14,29 +14,17 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from loraflow.contracts.limits import MAX_IMAGE_BYTES, MAX_IMAGES
+from loraflow.errors import DatasetRejected, ImageRejected
+
 #: Formats accepted, by what Pillow detects from the bytes (never by the file name).
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-MAX_BYTES = 15 * 1024 * 1024
+MAX_BYTES = MAX_IMAGE_BYTES
 #: Far beyond any reference image; a file that decodes to more is a decompression bomb.
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 256
-MIN_IMAGES = 3
-MAX_IMAGES = 10
 #: Normalised images are at most this on their longer side (the trainer crops to 1024).
 NORMALISED_MAX_SIDE = 2048
-
-
-class ImageRejected(ValueError):
-    """One image is unusable; ``filename`` and ``reason`` say which and why."""
-
-    def __init__(self, filename: str, reason: str) -> None:
-        super().__init__(f"{filename}: {reason}")
-        self.filename = filename
-        self.reason = reason
-
-
-class DatasetRejected(ValueError):
-    """The set of images as a whole is unusable (too few, too many, duplicates)."""
 
 
 @dataclass(frozen=True)

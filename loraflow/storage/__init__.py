@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loraflow.storage.base import ObjectExists, ObjectNotFound, Storage, StoredObject
+from loraflow.errors import ObjectExists, ObjectNotFound
+from loraflow.storage.base import Storage, StoredObject
 
 if TYPE_CHECKING:
     from loraflow.settings import Settings

@@ -9,14 +9,6 @@ from typing import Protocol
 BUCKETS = ("lora-training-images", "lora-models", "lora-validation", "lora-staging", "lora-keyframes")
 
 
-class ObjectExists(Exception):
-    """The key already holds different bytes; objects are never overwritten."""
-
-
-class ObjectNotFound(Exception):
-    """No object at that key."""
-
-
 @dataclass(frozen=True)
 class StoredObject:
     key: str

@@ -9,7 +9,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from loraflow.storage.base import ObjectExists, ObjectNotFound, StoredObject, check_key
+from loraflow.errors import ObjectExists, ObjectNotFound
+from loraflow.storage.base import StoredObject, check_key
 
 
 class LocalStorage:

@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
+from loraflow.errors import ObjectExists, ObjectNotFound
 from loraflow.logging import get_logger
-from loraflow.storage.base import ObjectExists, ObjectNotFound, StoredObject, check_key
+from loraflow.storage.base import StoredObject, check_key
 from loraflow.storage.supabase_api import (
     OBJECT_LIST,
     ErrorBody,

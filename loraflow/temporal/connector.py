@@ -6,11 +6,8 @@ import asyncio
 
 from temporalio.client import Client
 
+from loraflow.errors import TemporalUnavailable
 from loraflow.settings import Settings
-
-
-class TemporalUnavailable(Exception):
-    """Temporal did not answer in time."""
 
 
 class TemporalConnector:

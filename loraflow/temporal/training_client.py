@@ -13,9 +13,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from loraflow.contracts.limits import MIN_IMAGES
 from loraflow.contracts.lora_training import TrainingProgress, TrainLoraInput
 from loraflow.db import as_service
-from loraflow.domain.images import MIN_IMAGES, CheckedImage
+from loraflow.domain.images import CheckedImage
+from loraflow.errors import UploadsClosed
 from loraflow.settings import Settings
 from loraflow.storage import Storage
 from workflows.lora_training import workflow_id_for
@@ -76,10 +78,6 @@ def store_uploads(
         storage.put(key, [data])
         keys.append(key)
     return keys
-
-
-class UploadsClosed(Exception):
-    """The LoRA's dataset is frozen (its training started) or it is no longer pending."""
 
 
 async def record_uploads(

@@ -14,7 +14,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from loraflow.auth import AuthError, TokenVerifier, issue_token
+from loraflow.auth import TokenVerifier, issue_token
+from loraflow.errors import AuthError
 from tests.conftest import JWT_SECRET
 
 ME = str(uuid.uuid4())

@@ -9,10 +9,10 @@ from loraflow.domain.clips import (
     NOTICE_TRAINING,
     VIDEO_MODELS,
     ClipRequest,
-    UnknownVideoModel,
     decide,
     with_trigger,
 )
+from loraflow.errors import UnknownVideoModel
 
 READY = {"training_status": "completed", "storage_path": "lora-models/x/y.safetensors", "base_model": "sdxl"}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loraflow.db import MigrationError, load_migrations, migrate
+from loraflow.db import load_migrations, migrate
+from loraflow.errors import MigrationError
 from loraflow.settings import Settings
 
 

@@ -8,13 +8,8 @@ import pytest
 from PIL import Image
 
 from loraflow.domain import images
-from loraflow.domain.images import (
-    DatasetRejected,
-    ImageRejected,
-    check_dataset,
-    inspect_image,
-    normalise_image,
-)
+from loraflow.domain.images import check_dataset, inspect_image, normalise_image
+from loraflow.errors import DatasetRejected, ImageRejected
 
 
 def _encode(image: Image.Image, fmt: str, **kw: object) -> bytes:

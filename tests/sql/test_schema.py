@@ -9,7 +9,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from loraflow.db import Caller, as_caller, library
-from loraflow.db.library import MonthlyLimitReached, NewLora
+from loraflow.db.library import NewLora
+from loraflow.errors import MonthlyLimitReached
 
 
 def _caller(user_id: str | None = None) -> Caller:

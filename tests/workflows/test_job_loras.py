@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from loraflow.auth import issue_token
-from loraflow.client import DuplicateLoraName, LoraJobs, LoraRequestRefused
+from loraflow.client import DuplicateName, LoraJobs, Refused
 from loraflow.contracts.jobs import ReferenceImage
 from loraflow.devstack.demo import draw_character
 from loraflow.domain.clips import NOTICE_TRAINING, ClipPlanner, ClipRequest
@@ -185,9 +185,9 @@ async def test_refusals_and_a_job_whose_references_never_come(
     with psycopg.connect(pg_dsn) as conn:
         other_job = str(uuid.uuid4())
         conn.execute("INSERT INTO jobs (id, user_id) VALUES (%s, %s)", [other_job, user_id])
-    with pytest.raises(DuplicateLoraName, match="already have a LoRA named 'Hero'"):
+    with pytest.raises(DuplicateName, match="already have a LoRA named 'Hero'"):
         await jobs.request_lora(job_id=other_job, user_id=user_id, lora_name="Hero")
-    with pytest.raises(LoraRequestRefused, match="there is no job") as refused:
+    with pytest.raises(Refused, match="there is no job") as refused:
         await jobs.request_lora(job_id=str(uuid.uuid4()), user_id=user_id, lora_name="No such job")
     assert refused.value.code == "UnknownJob"
 

@@ -12,8 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from loraflow.compute import PodStatus, ProviderError
+from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
+from loraflow.errors import ProviderError
 
 
 def _wait_ready(endpoint: str, token: str) -> None:

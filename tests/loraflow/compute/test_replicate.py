@@ -19,10 +19,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.replicate import ReplicateActivities, dataset_key
 from activities.sweeper import SweeperActivities
 from activities.training import _safetensors_metadata
-from loraflow.compute import ProviderError
 from loraflow.compute.replicate import ReplicateConfig, ReplicateTrainer, end_reason, training_input
 from loraflow.compute.replicate_api import Training, TrainingStatus
 from loraflow.contracts.lora_training import PodRef
+from loraflow.errors import ProviderError
 from loraflow.storage.local import LocalStorage
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.server import serve

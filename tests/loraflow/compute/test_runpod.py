@@ -18,9 +18,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.training import TrainingActivities
-from loraflow.compute import PodStatus, ProviderError
-from loraflow.compute.runpod import GpusExhausted, RunPodConfig, RunPodProvider
+from loraflow.compute import PodStatus
+from loraflow.compute.runpod import RunPodConfig, RunPodProvider
 from loraflow.contracts.lora_training import PodRef
+from loraflow.errors import GpusExhausted, ProviderError
 from loraflow.storage.local import LocalStorage
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve

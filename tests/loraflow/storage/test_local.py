@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loraflow.storage import ObjectExists, ObjectNotFound
+from loraflow.errors import ObjectExists, ObjectNotFound
 from loraflow.storage.local import LocalStorage
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from storage3.exceptions import StorageApiError
 
-from loraflow.storage import ObjectExists, ObjectNotFound
+from loraflow.errors import ObjectExists, ObjectNotFound
 from loraflow.storage import supabase as supabase_module
 from loraflow.storage.supabase import SupabaseStorage
 from loraflow.storage.supabase_api import ErrorBody, Op

@@ -1,0 +1,119 @@
+"""Every name loraflow derives from an id: workflow ids, pod names, storage buckets and keys.
+
+One home for each, so that the workflow that writes a key and the activity or sweeper that reads
+it can never disagree. Standard library only: the workflow sandbox imports this module.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "JOB_WORKFLOW_PREFIX",
+    "POD_NAME_PREFIX",
+    "REPLICATE_HANDLE_PREFIX",
+    "TRAIN_WORKFLOW_PREFIX",
+    "Bucket",
+    "generated_image_key",
+    "job_workflow_id",
+    "keyframe_key",
+    "lora_id_of_workflow",
+    "pod_name",
+    "replicate_artifact_key",
+    "replicate_dataset_key",
+    "replicate_handle",
+    "staged_artifact_key",
+    "staged_image_key",
+    "stored_lora_key",
+    "train_workflow_id",
+    "uploaded_image_key",
+    "validation_image_key",
+    "validation_prefix",
+]
+
+#: ``TrainLoraWorkflow``'s id is ``lora-train-{lora_id}``: one workflow per LoRA, ever.
+TRAIN_WORKFLOW_PREFIX = "lora-train-"
+#: ``JobLorasWorkflow``'s id is ``lora-job-{job_id}``: one per video job.
+JOB_WORKFLOW_PREFIX = "lora-job-"
+#: A training pod is named ``lf-{workflow id}``: found again by name after a crash, and how the
+#: orphan sweeper tells loraflow's pods from others on the same account.
+POD_NAME_PREFIX = "lf-"
+#: How a Replicate training is recorded where a pod id would be (``lora_training_jobs.runpod_pod_id``).
+REPLICATE_HANDLE_PREFIX = "replicate:"
+
+
+class Bucket(enum.StrEnum):
+    """The storage buckets. Keys are ``{bucket}/{path}``."""
+
+    TRAINING_IMAGES = "lora-training-images"  # private: the users' uploads and generated images
+    MODELS = "lora-models"  # public: the library is public
+    VALIDATION = "lora-validation"  # private, signed URLs; purged after 30 days
+    STAGING = "lora-staging"  # private: datasets and artifacts between activities
+    KEYFRAMES = "lora-keyframes"  # private: keyframes of the pre-process path
+
+
+def train_workflow_id(lora_id: str) -> str:
+    return f"{TRAIN_WORKFLOW_PREFIX}{lora_id}"
+
+
+def lora_id_of_workflow(workflow_id: str) -> str | None:
+    """The LoRA a ``TrainLoraWorkflow`` id is for, or None for any other id."""
+    return (
+        workflow_id.removeprefix(TRAIN_WORKFLOW_PREFIX)
+        if workflow_id.startswith(TRAIN_WORKFLOW_PREFIX)
+        else None
+    )
+
+
+def job_workflow_id(job_id: str) -> str:
+    return f"{JOB_WORKFLOW_PREFIX}{job_id}"
+
+
+def pod_name(workflow_id: str) -> str:
+    return f"{POD_NAME_PREFIX}{workflow_id}"
+
+
+def replicate_handle(training_id: str) -> str:
+    return f"{REPLICATE_HANDLE_PREFIX}{training_id}"
+
+
+def uploaded_image_key(user_id: str, lora_id: str, index: int, extension: str) -> str:
+    return f"{Bucket.TRAINING_IMAGES}/{user_id}/{lora_id}/uploaded/{index}.{extension}"
+
+
+def generated_image_key(user_id: str, lora_id: str, index: int, extension: str) -> str:
+    return f"{Bucket.TRAINING_IMAGES}/{user_id}/{lora_id}/generated/{index}.{extension}"
+
+
+def staged_image_key(lora_id: str, index: int) -> str:
+    """A dataset image, checked and normalised, ready for a pod."""
+    return f"{Bucket.STAGING}/{lora_id}/dataset/{index}.png"
+
+
+def replicate_dataset_key(lora_id: str) -> str:
+    return f"{Bucket.STAGING}/{lora_id}/replicate-dataset.zip"
+
+
+def staged_artifact_key(lora_id: str, sha256: str) -> str:
+    return f"{Bucket.STAGING}/{lora_id}/{sha256}.safetensors"
+
+
+def replicate_artifact_key(lora_id: str, training_id: str) -> str:
+    return f"{Bucket.STAGING}/{lora_id}/replicate-{training_id}.safetensors"
+
+
+def stored_lora_key(lora_id: str, sha256: str) -> str:
+    """A LoRA in the public library: content-addressed, never overwritten."""
+    return f"{Bucket.MODELS}/{lora_id}/{sha256}.safetensors"
+
+
+def validation_prefix(lora_id: str) -> str:
+    return f"{Bucket.VALIDATION}/{lora_id}/"
+
+
+def validation_image_key(lora_id: str, index: int) -> str:
+    return f"{validation_prefix(lora_id)}{index}.png"
+
+
+def keyframe_key(lora_id: str, clip_id: str) -> str:
+    return f"{Bucket.KEYFRAMES}/{lora_id}/{clip_id}.png"
