@@ -14,12 +14,12 @@ from temporalio.exceptions import ApplicationError
 
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import (
-    MIN_IMAGES,
     CharacterLora,
     JobDataset,
     JobLoraStatus,
     compose_dataset,
 )
+from loraflow.contracts.limits import MIN_IMAGES
 from loraflow.db import Caller, as_caller, as_service, budget, library
 from loraflow.domain.images import MAX_BYTES, inspect_image
 from loraflow.errors import BudgetExhausted, DuplicateName, ImageRejected, MonthlyLimitReached

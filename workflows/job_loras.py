@@ -23,7 +23,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.records import StatusChange
     from loraflow.contracts.jobs import (
-        MIN_IMAGES,
         CharacterLora,
         JobDataset,
         JobLoraReport,
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         character_lora_name,
         group_references,
     )
+    from loraflow.contracts.limits import MIN_IMAGES
     from loraflow.contracts.lora_training import TrainLoraInput
     from workflows.lora_training import workflow_id_for
 

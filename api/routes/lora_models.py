@@ -30,6 +30,7 @@ from api.schemas import (
     TrainingStatus,
     UploadResponse,
 )
+from loraflow.contracts import limits
 from loraflow.db import Caller, as_caller, as_service, budget, events, library
 from loraflow.db.library import NewLora, Sort
 from loraflow.domain import images
@@ -95,7 +96,7 @@ async def list_lora_models(
 _IMAGE_FORM = {
     "type": "array",
     "items": {"type": "string", "format": "binary"},
-    "description": f"{images.MIN_IMAGES}-{images.MAX_IMAGES} character images: JPEG, PNG or WebP, "
+    "description": f"{limits.MIN_IMAGES}-{limits.MAX_IMAGES} character images: JPEG, PNG or WebP, "
     f"at most {images.MAX_BYTES // 2**20} MiB and {images.MAX_PIXELS // 10**6} MP each, shorter side "
     "at least LORAFLOW_MIN_IMAGE_SIDE (256) px.",
 }
@@ -172,7 +173,7 @@ def _media_type(request: Request) -> str:
 async def _form(request: Request) -> Any:
     try:
         return await request.form(
-            max_files=images.MAX_IMAGES + 1, max_fields=20, max_part_size=images.MAX_BYTES + 1
+            max_files=limits.MAX_IMAGES + 1, max_fields=20, max_part_size=images.MAX_BYTES + 1
         )
     except (MultiPartException, ValueError) as exc:
         raise ApiError(400, "invalid_request", f"malformed multipart body: {exc}") from exc
@@ -229,11 +230,11 @@ async def create_lora_model(
         except ValidationError as exc:
             raise _invalid(exc, "body") from exc
         uploads = await _read_images(form, settings)
-        if len(uploads) < images.MIN_IMAGES:
+        if len(uploads) < limits.MIN_IMAGES:
             raise ApiError(
                 400,
                 "invalid_image",
-                f"{len(uploads)} image(s) is too few; a LoRA needs at least {images.MIN_IMAGES}",
+                f"{len(uploads)} image(s) is too few; a LoRA needs at least {limits.MIN_IMAGES}",
             )
     elif content_type in ("application/json", ""):
         try:
@@ -326,7 +327,7 @@ async def add_images(
         keys = await trainings.record_uploads(pool, str(lora_id), keys, [storage.url(k) for k in keys])
     except (UploadsClosed, ObjectExists) as exc:
         raise ApiError(409, "conflict", "another upload started this LoRA's training first") from exc
-    started = len(keys) >= images.MIN_IMAGES and row.get("triggered_by_job_id") is None
+    started = len(keys) >= limits.MIN_IMAGES and row.get("triggered_by_job_id") is None
     if started:
         await _check_budget(pool, settings)
     if row.get("triggered_by_job_id") is None:
