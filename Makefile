@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # (e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu").
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint format dev venv bench clean
+.PHONY: demo test lint format dev venv bench clean histories typecheck
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# Re-record the workflow histories the replay tests replay (tests/workflows/histories/): run after
+# a workflow change that is meant to change its commands, and commit the new files beside the old.
+histories: $(STAMP)
+	LORAFLOW_RECORD_HISTORIES=tests/workflows/histories $(BIN)/pytest -q -m records_history
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,11 @@
 """The Temporal worker: runs loraflow's workflows and activities. Scale it horizontally.
 
 Run with `loraflow worker` (or `python worker.py`); configuration comes from the environment.
+
+This module is the composition root: the one place that builds the worker's dependencies (the
+database pools, storage, the compute provider, the Replicate trainer, the SDXL pipeline shared
+by validation and keyframes) and hands them to the activity classes. Nothing in ``loraflow/``
+imports it, ``activities/`` or ``workflows/``.
 """
 
 from __future__ import annotations
@@ -8,19 +13,237 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities import build_activities
+from loraflow.compute import ComputeProvider
+from loraflow.compute.replicate import ReplicateTrainer
 from loraflow.db import create_pool
 from loraflow.logging import configure_logging, get_logger
 from loraflow.settings import Settings, get_settings
+from loraflow.storage import Storage
 from loraflow.temporal.schedules import ensure_schedules
 from workflows import WORKFLOWS
 
+if TYPE_CHECKING:
+    from loraflow.ml.pipelines import SdxlPipeline
+
 log = get_logger(__name__)
+#: Sync activities (training I/O, image checks) run on this many threads, off the event loop.
+ACTIVITY_THREADS = 16
+
+
+# -- the dependencies ------------------------------------------------------------------------
+
+
+def resolve_base_model(settings: Settings) -> str:
+    """The pipeline folder to train on: the configured one, or the tiny test model (built once)."""
+    if settings.base_model != "tiny":
+        return settings.base_model
+    from training_scripts.tiny_model import ensure_tiny_sdxl
+
+    return str(ensure_tiny_sdxl(Path(settings.data_dir) / "models"))
+
+
+def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
+    """The configured compute provider."""
+    if settings.compute_provider == "local":
+        from loraflow.compute.local import LocalProvider
+
+        return LocalProvider(
+            Path(settings.data_dir),
+            base_model=base_model,
+            price_per_hour=settings.local_price_per_hour,
+            agent_idle_s=settings.agent_idle_s,
+            max_pod_s=settings.max_training_s,
+        )
+    if settings.compute_provider == "runpod":
+        from loraflow.compute.runpod import RunPodConfig, RunPodProvider
+        from loraflow.compute.runpod_api import Cloud
+
+        if not settings.runpod_api_key or not settings.pod_token_secret:
+            raise ValueError("LORAFLOW_RUNPOD_API_KEY and LORAFLOW_POD_TOKEN_SECRET must be set for RunPod")
+        return RunPodProvider(
+            RunPodConfig(
+                api_key=settings.runpod_api_key.get_secret_value(),
+                image=settings.runpod_image,
+                token_secret=settings.pod_token_secret.get_secret_value(),
+                base_url=settings.runpod_base_url,
+                gpu_types=list(settings.runpod_gpu_types),
+                cloud=Cloud(settings.runpod_cloud_type),
+                min_cuda_version=settings.runpod_min_cuda_version,
+                proxy_url=settings.runpod_proxy_url,
+                base_model=settings.runpod_base_model,
+                agent_idle_s=settings.agent_idle_s,
+                max_pod_s=settings.max_training_s,
+                timeout_s=settings.runpod_timeout_s,
+            )
+        )
+    raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local, runpod)")
+
+
+def build_replicate_trainer(settings: Settings) -> ReplicateTrainer | None:
+    """Replicate's trainings API, the fallback when the pod provider has no GPU; None without a token."""
+    if settings.replicate_api_token is None:
+        return None
+    from loraflow.compute.replicate import ReplicateConfig
+
+    return ReplicateTrainer(
+        ReplicateConfig(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            destination=settings.replicate_destination,
+            trainer_version=settings.replicate_trainer_version,
+            base_url=settings.replicate_base_url,
+            price_per_hour=settings.replicate_price_per_hour,
+        )
+    )
+
+
+def create_activity_pool(settings: Settings) -> ConnectionPool:
+    """The sync pool every sync activity reaches the database through (autocommit, tuple rows).
+    Open it with ``pool.open()``; sized for the activity thread pool."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    return ConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=ACTIVITY_THREADS,
+        kwargs={"autocommit": True},
+        open=False,
+        name="loraflow-activities",
+    )
+
+
+class Dependencies:
+    """What the activities need, built once per worker process; ``close()`` on shutdown.
+
+    ``pool`` is the one way sync activities reach the database; ``async_pool`` serves the async
+    ones (the job side, whose DB layer is async)."""
+
+    def __init__(
+        self, settings: Settings, client: Client, pool: ConnectionPool, async_pool: AsyncConnectionPool
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.pool = pool
+        self.async_pool = async_pool
+        self._closers: list[Callable[[], object]] = []
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity the worker runs, each bound to its dependencies."""
+        from loraflow.ml.pipelines import SdxlPipeline
+        from loraflow.storage import build_storage
+
+        base_model = resolve_base_model(self.settings)
+        storage = build_storage(self.settings)
+        provider = build_provider(self.settings, base_model)
+        trainer = build_replicate_trainer(self.settings)
+        if trainer is not None:
+            self._closers.append(trainer.close)
+        pipeline = SdxlPipeline(base_model)  # one per worker: validation and keyframes share it
+        return [
+            *self._training(storage, provider, pipeline),
+            *self._replicate(storage, trainer),
+            *self._job_side(storage, pipeline),
+            *self._housekeeping(storage, provider, trainer),
+        ]
+
+    def _training(self, storage: Storage, provider: ComputeProvider, pipeline: SdxlPipeline) -> list[Any]:
+        from activities.library import LibraryActivities, ValidationActivities
+        from activities.notify import NotifyActivities
+        from activities.pods import PodActivities
+        from activities.records import RecordActivities
+        from loraflow.ml.validation import Validator
+
+        settings, pool = self.settings, self.pool
+        records = RecordActivities(pool=pool)
+        library = LibraryActivities(pool=pool, storage=storage, settings=settings)
+        pods = PodActivities(pool=pool, storage=storage, provider=provider)
+        validation = ValidationActivities(validator=Validator(pipeline), storage=storage)
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        notify = NotifyActivities(url=settings.webhook_url, secret=secret)
+        return [
+            records.record_status,
+            library.prepare_dataset,
+            pods.create_pod,
+            pods.wait_pod_ready,
+            pods.upload_images,
+            pods.run_training,
+            pods.poll_training,
+            pods.download_artifact,
+            pods.cleanup_pod,
+            library.store_lora,
+            validation.validate_image,
+            library.record_outcome,
+            notify.send_webhook,
+        ]
+
+    def _replicate(self, storage: Storage, trainer: ReplicateTrainer | None) -> list[Any]:
+        """The fallback's activities, registered only when Replicate is configured."""
+        if trainer is None:
+            return []
+        from activities.replicate import ReplicateActivities
+
+        replicate = ReplicateActivities(pool=self.pool, storage=storage, trainer=trainer)
+        return [
+            replicate.replicate_start,
+            replicate.replicate_poll,
+            replicate.replicate_download,
+            replicate.replicate_cancel,
+        ]
+
+    def _job_side(self, storage: Storage, pipeline: SdxlPipeline) -> list[Any]:
+        from activities.apply import ApplyActivities
+        from activities.jobs import JobActivities
+        from loraflow.domain.clips import ClipPlanner
+        from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
+
+        settings = self.settings
+        jobs = JobActivities(pool=self.async_pool, storage=storage, settings=settings)
+        cache = LoraFileCache(
+            Path(settings.data_dir) / "lora-cache", storage, max_files=settings.lora_cache_files
+        )
+        # ClipPlanner (loraflow.domain) still opens its own connections from the DSN.
+        planner = ClipPlanner(
+            dsn=settings.database_url or "", storage=storage, keyframes=LocalKeyframes(pipeline, cache)
+        )
+        apply = ApplyActivities(planner)
+        return [jobs.create_job_lora, jobs.fetch_references, jobs.job_lora_status, apply.plan_clip]
+
+    def _housekeeping(
+        self, storage: Storage, provider: ComputeProvider, trainer: ReplicateTrainer | None
+    ) -> list[Any]:
+        from activities.maintenance import MaintenanceActivities
+        from activities.sweeper import SweeperActivities
+
+        maintenance = MaintenanceActivities(pool=self.pool, storage=storage)
+        sweeper = SweeperActivities(
+            providers=[provider], client=self.client, replicate=trainer, pool=self.pool
+        )
+        return [maintenance.purge_validation_images, sweeper.sweep_orphan_pods]
+
+    async def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        await asyncio.to_thread(self.pool.close)
+        await self.async_pool.close()
+
+
+async def open_dependencies(settings: Settings, client: Client) -> Dependencies:
+    pool = create_activity_pool(settings)
+    async_pool = create_pool(settings.database_url or "", min_size=1, max_size=8)
+    await asyncio.to_thread(pool.open)
+    await async_pool.open()
+    return Dependencies(settings=settings, client=client, pool=pool, async_pool=async_pool)
+
+
+# -- the worker ------------------------------------------------------------------------------
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -40,25 +263,25 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         namespace=settings.temporal_namespace,
         **({"runtime": runtime} if runtime else {}),
     )
-    pool = create_pool(settings.database_url, min_size=1, max_size=8)
-    await pool.open()
+    deps = await open_dependencies(settings, client)
     stop = stop or asyncio.Event()
-    # Sync activities (training I/O, image checks) run here, off the event loop, so
-    # heartbeats keep flowing while they block.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=build_activities(settings, pool, client),
-            activity_executor=executor,
-        )
-        await ensure_schedules(client, settings)
-        log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address)
-        async with worker:
-            await stop.wait()
-        log.info("worker_stopped")
-    await pool.close()
+    try:
+        # Sync activities run here, off the event loop, so heartbeats keep flowing while they block.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+            worker = Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=WORKFLOWS,
+                activities=deps.activities(),
+                activity_executor=executor,
+            )
+            await ensure_schedules(client, settings)
+            log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address)
+            async with worker:
+                await stop.wait()
+            log.info("worker_stopped")
+    finally:
+        await deps.close()
 
 
 def main() -> None:

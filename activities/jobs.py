@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 import httpx
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from temporalio import activity
@@ -15,27 +14,31 @@ from temporalio.exceptions import ApplicationError
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import (
     CharacterLora,
+    CreateJobLoraInput,
+    FetchReferencesInput,
     JobDataset,
     JobLoraStatus,
+    JobLoraStatusRequest,
     compose_dataset,
 )
-from loraflow.contracts.limits import MIN_IMAGES
-from loraflow.db import Caller, as_caller, as_service, budget, library
-from loraflow.domain.images import MAX_BYTES, inspect_image
+from loraflow.contracts.limits import MAX_IMAGE_BYTES, MIN_IMAGES
+from loraflow.contracts.names import generated_image_key
+from loraflow.contracts.status import TrainingStatus
+from loraflow.db import Caller, as_service, budget, datasets, library
+from loraflow.domain.params import TrainingParams, resolve_params
 from loraflow.errors import BudgetExhausted, DuplicateName, ImageRejected, MonthlyLimitReached
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 from loraflow.storage import Storage
-from loraflow.temporal.training_client import TrainingParams, resolve_params
 
 log = get_logger(__name__)
 
-#: ApplicationError types the client maps to its exceptions.
-#: Keys of training_params that record the LoRA's state, not how to train it.
-_BOOKKEEPING = {"image_keys", "started", "job_slot", "character_id"}
+_PRIMARY = datasets.PRIMARY_SLOT  # the slot of the job's first LoRA: the one the upload route created
 
 
 class JobActivities:
+    """Async (their DB layer is): they take the worker's async pool."""
+
     def __init__(self, *, pool: AsyncConnectionPool, storage: Storage, settings: Settings) -> None:
         self._pool = pool
         self._storage = storage
@@ -43,20 +46,31 @@ class JobActivities:
         self._min_side = settings.min_image_side
 
     @activity.defn(name="create_job_lora")
-    async def create_job_lora(
-        self, job_id: str, user_id: str, name: str, slot: str, params: dict[str, Any]
-    ) -> CharacterLora:
+    async def create_job_lora(self, request: CreateJobLoraInput) -> CharacterLora:
         """The job's pending LoRA for ``slot`` ("primary", or a character id). Idempotent: a
         retry finds the row it made. The first (primary) one is linked as ``jobs.lora_model_id``.
         A taken name gets " 2", " 3"... for derived names; the user's own name must be free."""
-        async with as_service(self._pool) as conn:
-            found = await (
+        found = await self._job_lora(request.job_id, request.slot, request.user_id)
+        if found is not None:
+            return found
+        await self._check_budget()
+        params = self._resolve_params(request.params)
+        row = await self._create_named(request, params)
+        lora_id = str(row["id"])
+        if request.slot == _PRIMARY:
+            async with as_service(self._pool) as conn:
                 await conn.execute(
-                    """SELECT id, name, training_params->>'character_id' AS character_id FROM lora_models
-                        WHERE triggered_by_job_id = %s AND training_params->>'job_slot' = %s""",
-                    [job_id, slot],
+                    "UPDATE jobs SET lora_model_id = %s WHERE id = %s AND lora_model_id IS NULL",
+                    [lora_id, request.job_id],
                 )
-            ).fetchone()
+        log.info("job_lora_created", job_id=request.job_id, lora_id=lora_id, slot=request.slot,
+                 name=row["name"])  # fmt: skip
+        return CharacterLora(None if request.slot == _PRIMARY else request.slot, lora_id, row["name"])
+
+    async def _job_lora(self, job_id: str, slot: str, user_id: str) -> CharacterLora | None:
+        """The LoRA an earlier attempt made for this slot; refuses a job that does not exist."""
+        async with as_service(self._pool) as conn:
+            found = await datasets.job_lora(conn, job_id=job_id, slot=slot, user_id=user_id)
             if (
                 found is None
                 and not await (await conn.execute("SELECT 1 FROM jobs WHERE id = %s", [job_id])).fetchone()
@@ -64,64 +78,96 @@ class JobActivities:
                 raise ApplicationError(
                     f"there is no job {job_id}", type=ErrorType.UNKNOWN_JOB, non_retryable=True
                 )
-        if found:
-            return CharacterLora(found["character_id"], str(found["id"]), found["name"])
+        return CharacterLora(found.character_id, found.lora_id, found.name) if found else None
+
+    async def _check_budget(self) -> None:
         async with as_service(self._pool) as conn:
             try:
                 await budget.check_can_train(conn, self._settings)
             except BudgetExhausted as exc:
                 raise ApplicationError(str(exc), type=ErrorType.BUDGET_EXHAUSTED, non_retryable=True) from exc
 
+    def _resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The job's overrides, checked as the API checks a user's, over the worker's defaults."""
         try:
             overrides = TrainingParams.model_validate(params) if params else None
         except ValidationError as exc:
             raise ApplicationError(
                 f"training_params: {exc}", type=ErrorType.INVALID_PARAMS, non_retryable=True
             ) from exc
-        params = resolve_params(self._settings, overrides)
+        return resolve_params(self._settings, overrides)
+
+    async def _create_named(self, request: CreateJobLoraInput, params: dict[str, Any]) -> dict[str, Any]:
+        """Create the LoRA for the user (their monthly limit counts it) under the first free name,
+        with its job slot in the same transaction (so that a retry finds it)."""
+        user_id, name, slot = request.user_id, request.name, request.slot
         caller = Caller(user_id, None, "authenticated", {"sub": user_id, "role": "authenticated"})
-        candidates = [name] if slot == "primary" else [name, *(f"{name} {n}" for n in range(2, 20))]
+        candidates = [name] if slot == _PRIMARY else [name, *(f"{name} {n}" for n in range(2, 20))]
         for candidate in candidates:
             try:
-                async with as_caller(self._pool, caller) as conn:
+                async with as_service(self._pool, acting_for=caller) as conn:
                     row = await library.create_lora(
                         conn,
                         caller,
                         library.NewLora(
                             name=candidate,
                             trigger_word=params.get("trigger_word"),
-                            training_params={**params, "job_slot": slot},
-                            triggered_by_job_id=uuid.UUID(job_id),
+                            training_params=params,
+                            triggered_by_job_id=uuid.UUID(request.job_id),
                         ),
                     )
-                break
+                    await datasets.attach_job(conn, lora_id=str(row["id"]), job_id=request.job_id, slot=slot)
+                    return row
             except DuplicateName:
                 continue
             except MonthlyLimitReached as exc:
                 raise ApplicationError(
                     str(exc), type=ErrorType.MONTHLY_LIMIT_REACHED, non_retryable=True
                 ) from exc
-        else:
-            raise ApplicationError(
-                f"you already have a LoRA named {name!r}", type=ErrorType.DUPLICATE_NAME, non_retryable=True
-            )
-        lora_id = str(row["id"])
-        if slot == "primary":
-            async with as_service(self._pool) as conn:
-                await conn.execute(
-                    "UPDATE jobs SET lora_model_id = %s WHERE id = %s AND lora_model_id IS NULL",
-                    [lora_id, job_id],
-                )
-        log.info("job_lora_created", job_id=job_id, lora_id=lora_id, slot=slot, name=row["name"])
-        return CharacterLora(None if slot == "primary" else slot, lora_id, row["name"])
+        raise ApplicationError(
+            f"you already have a LoRA named {name!r}", type=ErrorType.DUPLICATE_NAME, non_retryable=True
+        )
 
     @activity.defn(name="fetch_references")
-    async def fetch_references(
-        self, user_id: str, lora_id: str, character_id: str, urls: list[str]
-    ) -> JobDataset:
+    async def fetch_references(self, request: FetchReferencesInput) -> JobDataset:
         """Download the character's reference images into storage (checked like uploads; a bad
         one is skipped with a warning), compose the dataset with the user's own uploads (the
         spec's Phase 2 rule), record it on the LoRA and return its keys."""
+        lora_id = request.lora_id
+        generated = await self._download_references(request.user_id, lora_id, request.urls)
+        async with as_service(self._pool) as conn:
+            row = await (
+                await conn.execute("SELECT training_params FROM lora_models WHERE id = %s", [lora_id])
+            ).fetchone()
+            params = dict((row or {}).get("training_params") or {})
+            uploaded = (await datasets.dataset(conn, lora_id)).image_keys
+            dataset = compose_dataset([k for k in uploaded if "/uploaded/" in k], generated)
+            if len(dataset) < MIN_IMAGES:
+                raise ApplicationError(
+                    f"only {len(generated)} of the {len(request.urls)} reference images of character "
+                    f"{request.character_id} could be used; a LoRA needs at least {MIN_IMAGES}",
+                    type=ErrorType.TOO_FEW_IMAGES,
+                    non_retryable=True,
+                )
+            await datasets.record_job_dataset(
+                conn,
+                lora_id=lora_id,
+                image_keys=dataset,
+                urls=[self._storage.url(k) for k in dataset],
+                character_id=request.character_id,
+            )
+        return JobDataset(
+            keys=dataset,
+            params=params,
+            cost_cap_usd=self._settings.training_cost_cap_usd,
+            max_training_s=self._settings.max_training_s,
+            replicate_fallback=self._settings.replicate_api_token is not None,
+        )
+
+    async def _download_references(self, user_id: str, lora_id: str, urls: list[str]) -> list[str]:
+        """The reference images that could be fetched and pass the upload checks, stored."""
+        from loraflow.domain.images import inspect_image  # PIL
+
         generated = []
         async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
             for index, url in enumerate(urls):
@@ -135,69 +181,30 @@ class JobActivities:
                 except ImageRejected as exc:
                     log.warning("reference_image_rejected", lora_id=lora_id, url=url, reason=str(exc))
                     continue
-                key = f"lora-training-images/{user_id}/{lora_id}/generated/{index}.{checked.extension}"
+                key = generated_image_key(user_id, lora_id, index, checked.extension)
                 self._storage.put(key, [data])
                 generated.append(key)
-        async with as_service(self._pool) as conn:
-            row = await (
-                await conn.execute("SELECT training_params FROM lora_models WHERE id = %s", [lora_id])
-            ).fetchone()
-            stored_params = dict((row or {}).get("training_params") or {})
-            uploaded = list(stored_params.get("image_keys", []))
-            dataset = compose_dataset([k for k in uploaded if "/uploaded/" in k], generated)
-            if len(dataset) < MIN_IMAGES:
-                raise ApplicationError(
-                    f"only {len(generated)} of the {len(urls)} reference images of character "
-                    f"{character_id} could be used; a LoRA needs at least {MIN_IMAGES}",
-                    type=ErrorType.TOO_FEW_IMAGES,
-                    non_retryable=True,
-                )
-            await conn.execute(
-                """UPDATE lora_models
-                      SET reference_image_urls = %s,
-                          training_params = training_params || jsonb_build_object(
-                              'image_keys', %s::jsonb, 'started', true, 'character_id', %s::text)
-                    WHERE id = %s""",
-                [[self._storage.url(k) for k in dataset], Jsonb(dataset), character_id, lora_id],
-            )
-        params = {k: v for k, v in stored_params.items() if k not in _BOOKKEEPING}
-        return JobDataset(
-            keys=dataset,
-            params=params,
-            cost_cap_usd=self._settings.training_cost_cap_usd,
-            max_training_s=self._settings.max_training_s,
-            replicate_fallback=self._settings.replicate_api_token is not None,
-        )
+        return generated
 
     @activity.defn(name="job_lora_status")
-    async def job_lora_status(self, job_id: str) -> list[JobLoraStatus]:
+    async def job_lora_status(self, request: JobLoraStatusRequest) -> list[JobLoraStatus]:
         """The job's LoRAs as they stand: what the orchestrator asks once, at video-generation start."""
         async with as_service(self._pool) as conn:
-            rows = await (
-                await conn.execute(
-                    """SELECT m.id, m.name, m.training_status, m.error_message, m.validation_passed,
-                              m.training_params->>'character_id' AS character_id,
-                              coalesce(j.training_progress, 0) AS progress
-                         FROM lora_models m
-                         LEFT JOIN LATERAL (
-                           SELECT training_progress FROM lora_training_jobs
-                            WHERE lora_model_id = m.id ORDER BY created_at DESC LIMIT 1) j ON true
-                        WHERE m.triggered_by_job_id = %s ORDER BY m.created_at""",
-                    [job_id],
-                )
-            ).fetchall()
-        return [
-            JobLoraStatus(
-                lora_id=str(r["id"]),
-                name=r["name"],
-                character_id=r["character_id"],
-                status=r["training_status"],
-                progress=100 if r["training_status"] == "completed" else int(r["progress"]),
-                error=r["error_message"],
-                ready=r["training_status"] == "completed" and bool(r["validation_passed"]),
-            )
-            for r in rows
-        ]
+            rows = await datasets.job_loras(conn, request.job_id)
+        return [_job_lora_status(r) for r in rows]
+
+
+def _job_lora_status(row: dict[str, Any]) -> JobLoraStatus:
+    status = TrainingStatus(row["training_status"])
+    return JobLoraStatus(
+        lora_id=str(row["id"]),
+        name=row["name"],
+        character_id=row["character_id"],
+        status=status,
+        progress=100 if status == TrainingStatus.COMPLETED else int(row["progress"]),
+        error=row["error_message"],
+        ready=status == TrainingStatus.COMPLETED and bool(row["validation_passed"]),
+    )
 
 
 async def _download(http: httpx.AsyncClient, url: str) -> bytes | None:
@@ -213,7 +220,7 @@ async def _download(http: httpx.AsyncClient, url: str) -> bytes | None:
             chunks, size = [], 0
             async for chunk in r.aiter_bytes():
                 size += len(chunk)
-                if size > MAX_BYTES:
+                if size > MAX_IMAGE_BYTES:
                     return None
                 chunks.append(chunk)
             return b"".join(chunks)

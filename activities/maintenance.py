@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import psycopg
 from temporalio import activity
 
+from loraflow.contracts.maintenance import PurgedValidationImages, PurgeValidationImagesInput
+from loraflow.contracts.names import validation_prefix
 from loraflow.logging import get_logger
 from loraflow.storage import Storage
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = get_logger(__name__)
 
 
 class MaintenanceActivities:
-    def __init__(self, *, dsn: str, storage: Storage) -> None:
-        self._dsn = dsn
+    def __init__(self, *, pool: ConnectionPool, storage: Storage) -> None:
+        self._pool = pool
         self._storage = storage
 
-    def _db(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self._dsn, autocommit=True)
-
     @activity.defn(name="purge_validation_images")
-    def purge_validation_images(self, max_age_days: int) -> int:
+    def purge_validation_images(self, request: PurgeValidationImagesInput) -> PurgedValidationImages:
         """Delete the validation images of LoRAs that finished more than ``max_age_days`` ago
         and clear their URLs. Idempotent: a LoRA is done once its URLs are cleared, and the
         files go before the URLs, so a crash in between is finished by the next run."""
-        with self._db() as conn:
+        with self._pool.connection() as conn:
             rows = conn.execute(
                 """SELECT id FROM lora_models
                     WHERE validation_image_urls IS NOT NULL
                       AND completed_at < now() - make_interval(days => %s)
                     ORDER BY completed_at""",
-                [max_age_days],
+                [request.max_age_days],
             ).fetchall()
             for (lora_id,) in rows:
                 activity.heartbeat(str(lora_id))
-                keys = self._storage.list(f"lora-validation/{lora_id}/")
+                keys = self._storage.list(validation_prefix(str(lora_id)))
                 for key in keys:
                     self._storage.delete(key)
                 conn.execute("UPDATE lora_models SET validation_image_urls = NULL WHERE id = %s", [lora_id])
                 log.info("validation_images_purged", lora_id=str(lora_id), files=len(keys))
-        return len(rows)
+        return PurgedValidationImages(loras=len(rows))

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import LoraFinished
+from loraflow.contracts.lora_training import WebhookDelivery
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)
@@ -34,11 +35,11 @@ class NotifyActivities:
         self._secret = secret
 
     @activity.defn(name="send_webhook")
-    def send_webhook(self, finished: LoraFinished) -> bool:
-        """POST the outcome; False when no webhook is configured. The message id is the same on
-        every retry, so the receiver can drop duplicates."""
+    def send_webhook(self, finished: LoraFinished) -> WebhookDelivery:
+        """POST the outcome; not delivered when no webhook is configured. The message id is the
+        same on every retry, so the receiver can drop duplicates."""
         if not self._url:
-            return False
+            return WebhookDelivery(delivered=False)
         body = json.dumps(
             {"type": f"lora.{finished.status}", "data": asdict(finished)}, separators=(",", ":")
         ).encode()
@@ -62,4 +63,4 @@ class NotifyActivities:
             )
         log.info("webhook_delivered", lora_id=finished.lora_id, status=finished.status,
                  attempt=activity.info().attempt)  # fmt: skip
-        return True
+        return WebhookDelivery(delivered=True)

@@ -7,7 +7,7 @@ word) together with the LoRA; its ``output.weights`` tar holds ``lora.safetensor
 ``special_params.json`` (trigger word → ``"<s0><s1>"``). The LoRA alone would lack the tokens it
 was trained with, so download stores one ``.safetensors`` holding both: the LoRA's tensors as
 they are, the embeddings under ``loraflow.embeddings.clip_l``/``clip_g``, and the token map in
-``__metadata__`` (the format: ``loraflow.ml.validation``, "trained tokens").
+``__metadata__`` (the format: ``loraflow.ml.trained_tokens``).
 """
 
 from __future__ import annotations
@@ -21,31 +21,43 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
-import psycopg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.training import job_id_for
 from loraflow.compute.replicate import ReplicateTrainer, billed_seconds, end_reason
 from loraflow.compute.replicate_api import Training, TrainingStatus
-from loraflow.contracts.lora_training import AgentProgress, PodRef, StagedArtifact
+from loraflow.contracts.lora_training import (
+    AgentProgress,
+    MachineReleased,
+    ReplicateCancelInput,
+    ReplicateDownloadInput,
+    ReplicatePollInput,
+    ReplicateStartInput,
+    ReplicateTrainingHandle,
+    StagedArtifact,
+)
+from loraflow.contracts.names import replicate_artifact_key, replicate_dataset_key, training_job_id
 from loraflow.errors import ProviderError, ProviderNotFound
 from loraflow.logging import get_logger
-from loraflow.ml.validation import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
+from loraflow.ml.trained_tokens import EMBEDDING_PREFIX, TOKEN_MAP_KEY, split_tokens
 from loraflow.storage import Storage
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = get_logger(__name__)
 
-#: The dataset zip's name. Its URL's path (``.../lora-staging/{lora_id}/replicate-dataset.zip``)
-#: is how a training is known as ours and whose: Replicate's trainings carry no destination, but
-#: they do carry their ``input``.
-DATASET_NAME = "replicate-dataset.zip"
-_DATASET_PATH = re.compile(r"/lora-staging/([^/]+)/" + re.escape(DATASET_NAME) + "$")
+#: The dataset zip's URL path ends in its key (``names.replicate_dataset_key``): how a training is
+#: known as ours and whose. Replicate's trainings carry no destination, but they do carry their
+#: ``input``.
+_BEFORE_ID, _AFTER_ID = replicate_dataset_key("\0").split("\0")
+_DATASET_PATH = re.compile("/" + re.escape(_BEFORE_ID) + "([^/]+)" + re.escape(_AFTER_ID) + "$")
+_T = TypeVar("_T")
 
 #: What we take from the weights tar, and how large each may be (bytes).
 _LORA, _EMBEDDINGS, _SPECIAL = "lora.safetensors", "embeddings.pti", "special_params.json"
@@ -55,10 +67,6 @@ _LIMITS = {_LORA: 4 << 30, _EMBEDDINGS: 64 << 20, _SPECIAL: 1 << 20}
 _PTI_KEYS = {"text_encoders_0": "clip_l", "text_encoders_1": "clip_g"}
 _MAX_HEADER = 100 << 20  # safetensors' own limit
 _DTYPE_SIZES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
-
-
-def dataset_key(lora_id: str) -> str:
-    return f"lora-staging/{lora_id}/{DATASET_NAME}"
 
 
 def lora_id_of(training: Training) -> str | None:
@@ -71,50 +79,47 @@ def lora_id_of(training: Training) -> str | None:
 
 
 class ReplicateActivities:
-    def __init__(self, *, dsn: str, storage: Storage, trainer: ReplicateTrainer) -> None:
-        self._dsn = dsn
+    def __init__(self, *, pool: ConnectionPool, storage: Storage, trainer: ReplicateTrainer) -> None:
+        self._pool = pool
         self._storage = storage
         self._trainer = trainer
 
     @activity.defn(name="replicate_start")
-    def replicate_start(
-        self, lora_id: str, workflow_id: str, dataset: list[str], params: dict[str, Any]
-    ) -> PodRef:
+    def replicate_start(self, request: ReplicateStartInput) -> ReplicateTrainingHandle:
         """Zip the dataset (deterministically: a retry writes the same bytes), start the
         training (or find the one a lost attempt started), and record its id at once."""
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
-            for index, key in enumerate(dataset):
+            for index, key in enumerate(request.dataset):
                 info = zipfile.ZipInfo(f"{index}.png", date_time=(2020, 1, 1, 0, 0, 0))
                 z.writestr(info, b"".join(self._storage.get(key)))
-        zip_key = dataset_key(lora_id)
+        zip_key = replicate_dataset_key(request.lora_id)
         self._storage.put(zip_key, [archive.getvalue()])
-        try:
-            # A new signature each attempt: the trainer finds an earlier training by the path.
-            training_id = self._trainer.start(self._storage.url(zip_key), params)
-        except ProviderError as exc:
-            raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
-        with psycopg.connect(self._dsn, autocommit=True) as conn:
+        # A new signature each attempt: the trainer finds an earlier training by the path.
+        training_id = _provider_call(self._trainer.start, self._storage.url(zip_key), request.params)
+        training = ReplicateTrainingHandle(training_id, self._trainer.price_per_hour, time.time())
+        with self._pool.connection() as conn:
             conn.execute(
                 """INSERT INTO lora_training_jobs (id, lora_model_id, user_id, runpod_pod_id)
                    SELECT %s, id, user_id, %s FROM lora_models WHERE id = %s
                    ON CONFLICT (id) DO UPDATE SET runpod_pod_id = EXCLUDED.runpod_pod_id""",
-                [job_id_for(workflow_id), f"replicate:{training_id}", lora_id],
+                [training_job_id(request.workflow_id), training.recorded_id, request.lora_id],
             )
         log.info(
-            "replicate_training_started", lora_id=lora_id, workflow_id=workflow_id, training_id=training_id
+            "replicate_training_started",
+            lora_id=request.lora_id,
+            workflow_id=request.workflow_id,
+            training_id=training_id,
         )
-        return PodRef(
-            "replicate", training_id, workflow_id, "", "", self._trainer.price_per_hour, time.time()
-        )
+        return training
 
     @activity.defn(name="replicate_poll")
-    def replicate_poll(self, training: PodRef, wait_s: float) -> AgentProgress:
+    def replicate_poll(self, request: ReplicatePollInput) -> AgentProgress:
         """The training's state, returned when it ends or after ``wait_s``. Every way it can
         end without weights (failed, canceled, aborted) is ``failed``, with the reason."""
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + request.wait_s
         while True:
-            current = _provider_call(self._trainer.get, training.pod_id)
+            current = _provider_call(self._trainer.get, request.training.training_id)
             activity.heartbeat(str(current.status))
             if current.terminal or time.monotonic() >= deadline:
                 if current.status == TrainingStatus.succeeded:
@@ -125,15 +130,16 @@ class ReplicateActivities:
             time.sleep(1.0)
 
     @activity.defn(name="replicate_download")
-    def replicate_download(self, lora_id: str, training: PodRef) -> StagedArtifact:
+    def replicate_download(self, request: ReplicateDownloadInput) -> StagedArtifact:
         """Fetch ``output.weights`` (with the token: Replicate's file URLs need it) and stage
         the LoRA, with the trained token embeddings when the weights carry them."""
-        current = _provider_call(self._trainer.get, training.pod_id)
+        training_id = request.training.training_id
+        current = _provider_call(self._trainer.get, training_id)
         weights = current.output.weights if current.output else None
         if current.status != TrainingStatus.succeeded or not weights:
-            raise ApplicationError(f"Replicate training {training.pod_id} has no weights", non_retryable=True)
+            raise ApplicationError(f"Replicate training {training_id} has no weights", non_retryable=True)
         trigger = str(current.input.get("token_string") or "")
-        key = f"lora-staging/{lora_id}/replicate-{training.pod_id}.safetensors"
+        key = replicate_artifact_key(request.lora_id, training_id)
         with tempfile.TemporaryDirectory(prefix="loraflow-replicate-") as tmp:
             work = Path(tmp)
             download = work / "weights"
@@ -149,28 +155,29 @@ class ReplicateActivities:
             except ValueError as exc:
                 raise ApplicationError(f"the trained weights: {exc}", non_retryable=True) from exc
             stored = self._storage.put(key, _chunks(artifact))
-        log.info("replicate_weights_staged", training_id=training.pod_id, key=key, size=stored.size)
+        log.info("replicate_weights_staged", training_id=training_id, key=key, size=stored.size)
         return StagedArtifact(key, stored.size, stored.sha256)
 
     @activity.defn(name="replicate_cancel")
-    def replicate_cancel(self, training: PodRef) -> float:
+    def replicate_cancel(self, request: ReplicateCancelInput) -> MachineReleased:
         """Cleanup: cancel unless it has ended; raises (so is retried) until Replicate says it
         has. An already-ended training (``aborted`` too) is a success. Returns the seconds
         billed."""
+        training = request.training
         try:
-            current = self._trainer.cancel(training.pod_id)
+            current = self._trainer.cancel(training.training_id)
         except ProviderNotFound:
-            log.warning("replicate_training_unknown", training_id=training.pod_id)
-            return 0.0  # nothing there to bill
+            log.warning("replicate_training_unknown", training_id=training.training_id)
+            return MachineReleased(billed_s=0.0)  # nothing there to bill
         except ProviderError as exc:
             raise ApplicationError(str(exc)) from exc  # retried: only an ended training stops it
         if not current.terminal:
-            raise ApplicationError(f"Replicate training {training.pod_id} is still {current.status}")
-        log.info("replicate_training_ended", training_id=training.pod_id, status=str(current.status))
-        return billed_seconds(current, since=training.created_at)
+            raise ApplicationError(f"Replicate training {training.training_id} is still {current.status}")
+        log.info("replicate_training_ended", training_id=training.training_id, status=str(current.status))
+        return MachineReleased(billed_s=billed_seconds(current, since=training.created_at))
 
 
-def _provider_call(call: Any, *args: Any) -> Any:
+def _provider_call(call: Callable[..., _T], *args: Any) -> _T:
     try:
         return call(*args)
     except ProviderError as exc:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
-import psycopg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.replicate import lora_id_of
-from activities.training import job_id_for
 from loraflow.compute import ComputeProvider
 from loraflow.compute.replicate import ReplicateTrainer
 from loraflow.compute.replicate_api import Training
-from loraflow.compute.runpod import NAME_PREFIX
+from loraflow.contracts.maintenance import SweepOrphanPodsInput, SweptOrphans
+from loraflow.contracts.names import (
+    POD_NAME_PREFIX,
+    REPLICATE_HANDLE_PREFIX,
+    replicate_handle,
+    train_workflow_id,
+    training_job_id,
+)
 from loraflow.errors import ProviderNotFound
 from loraflow.logging import get_logger
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = get_logger(__name__)
 #: A training younger than this is not called a duplicate: its start activity may not have
@@ -32,21 +41,23 @@ class SweeperActivities:
         providers: list[ComputeProvider],
         client: Client,
         replicate: ReplicateTrainer | None = None,
-        dsn: str | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self._providers = providers
         self._client = client
         self._replicate = replicate
-        self._dsn = dsn
+        self._pool = pool  # where Replicate trainings are recorded; without it, found by dataset URL
 
     @activity.defn(name="sweep_orphan_pods")
-    async def sweep_orphan_pods(self, max_training_s: float) -> list[str]:
+    async def sweep_orphan_pods(self, request: SweepOrphanPodsInput) -> SweptOrphans:
         """Terminate every loraflow pod whose training workflow is closed or unknown, and every
         pod older than ``max_training_s``; return their ids. Each kill is logged with its cost."""
+        max_training_s = request.max_training_s
         killed = []
         for provider in self._providers:
-            for pod in await asyncio.to_thread(provider.list_pods):
-                workflow_id = pod.name.removeprefix(NAME_PREFIX)
+            for state in await asyncio.to_thread(provider.list_pods):
+                pod = state.handle
+                workflow_id = pod.name.removeprefix(POD_NAME_PREFIX)
                 reason = await self._orphaned(workflow_id)
                 age = max(0.0, time.time() - pod.created_at)
                 if reason is None and age > max_training_s:
@@ -67,7 +78,7 @@ class SweeperActivities:
                 activity.heartbeat(pod.pod_id)
         if self._replicate is not None:
             killed += await self._sweep_replicate(self._replicate, max_training_s)
-        return killed
+        return SweptOrphans(terminated=killed)
 
     async def _sweep_replicate(self, replicate: ReplicateTrainer, max_training_s: float) -> list[str]:
         """Cancel our running Replicate trainings that nothing follows: their workflow is gone,
@@ -86,7 +97,7 @@ class SweeperActivities:
             if reason is None and age > _RECORD_GRACE_S:
                 followed = await asyncio.to_thread(self._recorded_training, workflow_id)
                 if followed is not None and followed != training.id:
-                    reason = f"a duplicate: its workflow follows replicate:{followed}"
+                    reason = f"a duplicate: its workflow follows {replicate_handle(followed)}"
             if reason is None and age > max_training_s:
                 reason = f"running {age / 3600:.1f} h, past the {max_training_s / 3600:.1f} h maximum"
             if reason is None:
@@ -102,35 +113,35 @@ class SweeperActivities:
                 reason=reason,
                 age_s=round(age),
             )
-            cancelled.append(f"replicate:{training.id}")
+            cancelled.append(replicate_handle(training.id))
             activity.heartbeat(training.id)
         return cancelled
 
     def _workflow_of(self, training: Training, replicate: ReplicateTrainer) -> str | None:
         """The workflow a training belongs to, if it is ours: by our record of it, else by the
         LoRA its dataset URL names (a training whose start never got to record it)."""
-        if self._dsn:
-            with psycopg.connect(self._dsn) as conn:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
                 row = conn.execute(
                     "SELECT lora_model_id FROM lora_training_jobs WHERE runpod_pod_id = %s",
-                    [f"replicate:{training.id}"],
+                    [replicate_handle(training.id)],
                 ).fetchone()
             if row:
-                return f"lora-train-{row[0]}"
+                return train_workflow_id(str(row[0]))
         lora_id = lora_id_of(training) if training.model == replicate.version.model else None
-        return f"lora-train-{lora_id}" if lora_id else None
+        return train_workflow_id(lora_id) if lora_id else None
 
     def _recorded_training(self, workflow_id: str) -> str | None:
         """The Replicate training a workflow's record names, if any."""
-        if not self._dsn:
+        if self._pool is None:
             return None
-        with psycopg.connect(self._dsn) as conn:
+        with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT runpod_pod_id FROM lora_training_jobs WHERE id = %s", [job_id_for(workflow_id)]
+                "SELECT runpod_pod_id FROM lora_training_jobs WHERE id = %s", [training_job_id(workflow_id)]
             ).fetchone()
         recorded = row[0] if row else None
-        if recorded and recorded.startswith("replicate:"):
-            return str(recorded.removeprefix("replicate:"))
+        if recorded and recorded.startswith(REPLICATE_HANDLE_PREFIX):
+            return str(recorded.removeprefix(REPLICATE_HANDLE_PREFIX))
         return None
 
     async def _orphaned(self, workflow_id: str) -> str | None:

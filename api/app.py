@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import budget, health, lora_models
+from api.openapi_bodies import document_manual_bodies
+from api.routes import budget, events, health, lora_models
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.db.events import EventHub
@@ -36,8 +37,7 @@ spent), `unavailable` (503) and `internal_error` (500, a bug).
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set (`loraflow dev` sets it for the embedded stack)")
+    database_url = settings.require_database_url()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,11 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.pool = create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
+    app.state.pool = create_pool(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     app.state.temporal = TemporalConnector(settings)
-    app.state.events = EventHub(settings.database_url)
+    app.state.events = EventHub(database_url)
     app.state.storage = build_storage(settings)
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(),
@@ -70,28 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(lora_models.router, prefix="/api/v1")
+    app.include_router(events.router, prefix="/api/v1")
     app.include_router(budget.router, prefix="/api/v1")
-    _document_manual_bodies(app)
+    document_manual_bodies(app)
     return app
-
-
-def _document_manual_bodies(app: FastAPI) -> None:
-    """POST /lora-models reads JSON or multipart itself, so FastAPI does not see its body model:
-    add that model (and the ones inside it) to the OpenAPI components the route refers to."""
-    from fastapi.openapi.utils import get_openapi
-
-    from api.schemas import CreateLoraRequest
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            body = CreateLoraRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(body.pop("$defs", {}))
-            components["CreateLoraRequest"] = body
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

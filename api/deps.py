@@ -23,7 +23,8 @@ _bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (``loraflow.settings.get_settings()`` read them once)."""
     return request.app.state.settings
 
 
@@ -56,7 +57,7 @@ def current_caller(
         raise ApiError(401, "unauthorized", str(exc)) from exc
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
 StorageDep = Annotated[Storage, Depends(get_storage)]

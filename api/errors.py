@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraflow.logging import get_logger
@@ -47,6 +47,14 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+
+def invalid_request(exc: ValidationError, prefix: str) -> ApiError:
+    """A 400 for a body the route validated itself: each problem named by its field."""
+    details = [ErrorDetail(field=_field((prefix, *e["loc"])), message=e["msg"]) for e in exc.errors()]
+    return ApiError(
+        400, "invalid_request", "; ".join(f"{d.field}: {d.message}" for d in details[:3]), details
+    )
 
 
 def error_response(

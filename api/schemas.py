@@ -1,17 +1,17 @@
-"""Request and response bodies of the HTTP API (persistence shapes live in loraflow.db.library)."""
+"""Request and response bodies of the HTTP API. Persistence shapes live in ``loraflow.db``; where
+a domain type has a public shape here, the schema is named ``...Public`` (``BudgetStatusPublic``)."""
 
 from __future__ import annotations
 
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from loraflow.temporal.training_client import TrainingParams
-
-TrainingStatus = Literal["pending", "training", "validating", "completed", "failed"]
+from loraflow.contracts.status import TrainingStatus
+from loraflow.domain.params import TrainingParams
 
 
 def _check_text(value: str, *, allow_newlines: bool) -> str:
@@ -111,6 +111,18 @@ class LoraList(BaseModel):
     pagination: Pagination
 
 
+class TrainingParamsPublic(BaseModel):
+    """The parameters a LoRA trains with, as far as a user chooses them (``TrainingParams``)."""
+
+    steps: int | None = Field(default=None, description="Optimizer steps.")
+    rank: int | None = Field(default=None, description="LoRA rank.")
+    alpha: int | None = Field(default=None, description="LoRA alpha.")
+    learning_rate: float | None = Field(default=None, description="Learning rate.")
+    resolution: int | None = Field(default=None, description="Training resolution, px.")
+    trigger_word: str | None = Field(default=None, description="Token that invokes the character.")
+    seed: int | None = Field(default=None, description="Random seed.")
+
+
 class LoraDetail(LoraSummary):
     storage_url: str | None = Field(description="URL of the .safetensors file once trained.")
     storage_path: str | None = Field(description="Path of the file in object storage.")
@@ -118,7 +130,7 @@ class LoraDetail(LoraSummary):
     sha256: str | None = Field(description="SHA-256 of the file once trained.")
     reference_image_urls: list[str] | None = Field(description="Images it was trained from.")
     validation_image_urls: list[str] | None = Field(description="Validation images (kept 30 days).")
-    training_params: dict[str, Any] = Field(description="Training parameters used.")
+    training_params: TrainingParamsPublic = Field(description="Training parameters used.")
     training_cost: float = Field(description="What training cost, in USD.")
     error_message: str | None = Field(description="Why training failed, when it did.")
     completed_at: datetime | None
@@ -145,6 +157,16 @@ class LoraStatus(BaseModel):
     source: Literal["workflow", "database"] = Field(
         description="`workflow`: live from the running training; `database`: the stored record."
     )
+
+
+class BudgetStatusPublic(BaseModel):
+    """``loraflow.domain.budget.BudgetStatus`` as the API shows it."""
+
+    month: str = Field(description="UTC calendar month, YYYY-MM.")
+    spent_usd: float = Field(description="Sum of job_costs this month (trainings and keyframes).")
+    limit_usd: float = Field(description="At this spend new trainings are refused (503).")
+    alert_usd: float = Field(description="At this spend the alert fires (once a month).")
+    refusing: bool = Field(description="Whether new trainings are being refused now.")
 
 
 class HealthCheck(BaseModel):

@@ -46,7 +46,6 @@ def main() -> None:
     import torch
 
     from loraflow.domain.clips import AppliedLora
-    from loraflow.ml import validation
     from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
     from loraflow.storage.local import LocalStorage
     from training_scripts.tiny_model import TINY_TRAINING_PARAMS, ensure_tiny_sdxl
@@ -88,25 +87,25 @@ def main() -> None:
         cold, warm, swap, switch = [], [], [], []
         for run in range(args.runs):
             lora, key = loras[run % 2]
-            validation.pipeline.cache_clear()
+            keyframes.pipeline.unload()
             t0 = time.perf_counter()
             keyframes.generate(lora, key, prompt, seed=run)
             cold.append(time.perf_counter() - t0)
-        pipe = keyframes.pipeline()  # now warm
         for run in range(args.runs):
             lora, key = loras[run % 2]
             t0 = time.perf_counter()
             keyframes.generate(lora, key, prompt, seed=run)
             warm.append(time.perf_counter() - t0)
             path = keyframes._cache.path(key, lora.sha256)
-            t0 = time.perf_counter()
-            pipe.load_lora_weights(str(path), adapter_name="swap")
-            pipe.set_adapters(["swap"], adapter_weights=[0.8])
-            pipe.delete_adapters("swap")
-            swap.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            keyframes.activate(pipe, *loras[(run + 1) % 2])  # both resident: a switch
-            switch.append(time.perf_counter() - t0)
+            with keyframes.pipeline.use() as pipe:  # warm: loaded by the runs above
+                t0 = time.perf_counter()
+                pipe.load_lora_weights(str(path), adapter_name="swap")
+                pipe.set_adapters(["swap"], adapter_weights=[0.8])
+                pipe.delete_adapters("swap")
+                swap.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                keyframes.activate(pipe, *loras[(run + 1) % 2])  # both resident: a switch
+                switch.append(time.perf_counter() - t0)
 
     layers = "every linear/conv layer" if args.all_layers else "attention projections"
     print(f"tiny SDXL-shaped model, LoRA on {layers}, {args.steps} denoising steps, {args.runs} runs each")

@@ -29,12 +29,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loraflow.auth import issue_token
+from loraflow.contracts.names import train_workflow_id
 from loraflow.devstack.demo import draw_character
 from loraflow.devstack.dev import DevStack
 from loraflow.logging import configure_logging
 from loraflow.net import free_port
 from loraflow.settings import Settings
-from workflows.lora_training import workflow_id_for
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -111,7 +111,7 @@ async def main() -> None:
                         break
                     await asyncio.sleep(0.05)
                 total = time.time() - start
-            wf = workflow_id_for(lora_id)
+            wf = train_workflow_id(lora_id)
             progress_file = data_dir / "pods" / f"lf-{wf}" / "progress.json"
             agent_state = json.loads(progress_file.read_text())
             training = agent_state["finished_at"] - agent_state["started_at"]

@@ -62,8 +62,9 @@ class TokenVerifier:
             user_id = str(uuid.UUID(str(claims["sub"])))
         except ValueError as exc:
             raise AuthError("token subject (sub) is not a user id") from exc
-        email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        role = claims.get("role") if isinstance(claims.get("role"), str) else "authenticated"
+        email, role = claims.get("email"), claims.get("role")
+        email = email if isinstance(email, str) else None
+        role = role if isinstance(role, str) else "authenticated"
         return Caller(user_id=user_id, email=email, role=role, claims=claims)
 
 

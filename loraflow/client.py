@@ -21,6 +21,20 @@ job's workflow if needed and waits for its answer, and a retried request lands o
 workflow and gets the same id. The references come from inside the orchestrator's workflow,
 where the tool is a **signal** to an external workflow: durable, fire-and-forget, and the job
 workflow (started at upload time) is already there to receive it.
+
+Public names. The platform's code reaches loraflow through these names, never through loraflow's
+classes (its workers do not import ``workflows/`` or ``activities/``), so they are part of the
+contract and never change; the helpers below are the supported way to use them:
+
+- workflow ``JobLorasWorkflow`` (id ``lora-job-{job_id}``, ``contracts.names.job_workflow_id``),
+  its update ``request_lora`` (→ the LoRA id) and its signal ``character_references``
+  (``list[ReferenceImage]``);
+- activity ``job_lora_status`` (``JobLoraStatusRequest`` → ``list[JobLoraStatus]``) and activity
+  ``plan_clip`` (``ClipRequest`` → ``ClipPlan``), run on loraflow's task queue;
+- the signals loraflow sends to ``notify_workflow_id``: ``lora_characters`` (``JobLoraReport``)
+  and ``lora_finished`` (``LoraFinished``).
+
+Inside loraflow, workflows call activities and child workflows by reference, not by name.
 """
 
 from __future__ import annotations
@@ -33,7 +47,9 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from loraflow.contracts.errors import ErrorType
-from loraflow.contracts.jobs import JobLoraRequest, JobLoraStatus, ReferenceImage, job_workflow_id
+from loraflow.contracts.jobs import JobLoraRequest, JobLoraStatus, JobLoraStatusRequest, ReferenceImage
+from loraflow.contracts.limits import PENDING_IMAGES_WAIT_S
+from loraflow.contracts.names import job_workflow_id
 from loraflow.contracts.status import TrainingStatus
 from loraflow.domain.clips import ClipPlan, ClipRequest
 from loraflow.errors import BudgetExhausted, DuplicateName, InputRejected, MonthlyLimitReached, Refused
@@ -47,6 +63,7 @@ __all__ = [
     "InputRejected",
     "JobLoraRequest",
     "JobLoraStatus",
+    "JobLoraStatusRequest",
     "LoraJobs",
     "MonthlyLimitReached",
     "ReferenceImage",
@@ -84,7 +101,7 @@ class LoraJobs:
         lora_name: str,
         notify_workflow_id: str | None = None,
         training_params: dict[str, object] | None = None,
-        image_wait: timedelta = timedelta(hours=24),
+        image_wait: timedelta = timedelta(seconds=PENDING_IMAGES_WAIT_S),
     ) -> str:
         """Create (once) the job's pending LoRA named ``lora_name`` and return its id."""
         if not lora_name.strip() or len(lora_name) > 255:
@@ -132,7 +149,7 @@ async def send_character_references(job_id: str, references: list[ReferenceImage
 async def job_lora_status(job_id: str, *, task_queue: str = DEFAULT_TASK_QUEUE) -> list[JobLoraStatus]:
     return await workflow.execute_activity(
         "job_lora_status",
-        job_id,
+        JobLoraStatusRequest(job_id),
         task_queue=task_queue,
         result_type=list[JobLoraStatus],
         start_to_close_timeout=timedelta(seconds=30),

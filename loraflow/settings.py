@@ -5,12 +5,15 @@ Every variable is documented in the README's "Configuration" table; keep the two
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from loraflow.contracts import limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,8 +21,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "loraflow-dev-secret-do-not-use-in-production-0123456789"  # noqa: S105
 
 
+ComputeProvider = Literal["local", "runpod"]
+StorageBackend = Literal["local", "supabase"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LORAFLOW_", extra="ignore")
+    # Inputs stay out of validation errors: some of them are secrets (DSNs carry passwords).
+    model_config = SettingsConfigDict(env_prefix="LORAFLOW_", extra="ignore", hide_input_in_errors=True)
 
     # --- where things live -------------------------------------------------------------
     data_dir: Path = Field(
@@ -29,7 +38,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "LORAFLOW_DATABASE_URL"),
-        description="PostgreSQL DSN. Unset under `loraflow dev`: the embedded server is used.",
+        description="PostgreSQL DSN. Unset under `loraflow dev`: the embedded server is used. "
+        "Checked when read; `require_database_url()` is how a process that needs one gets it.",
     )
     temporal_address: str = Field(
         default="127.0.0.1:7233",
@@ -43,7 +53,7 @@ class Settings(BaseSettings):
     dev_temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal server.")
     temporal_ui_port: int = 8233
 
-    storage: str = Field(
+    storage: StorageBackend = Field(
         default="local", description="Object storage: `local` (DATA_DIR/storage) or `supabase`."
     )
     supabase_url: str | None = Field(
@@ -79,16 +89,19 @@ class Settings(BaseSettings):
         description="Diffusers SDXL pipeline folder the pods train on and validation generates with; "
         "`tiny` builds the tiny random-weight test model into DATA_DIR/models.",
     )
-    compute_provider: str = Field(default="local", description="Where pods run: `local` or `runpod`.")
+    compute_provider: ComputeProvider = Field(
+        default="local", description="Where pods run: `local` or `runpod`."
+    )
     runpod_api_key: SecretStr | None = Field(default=None, description="RunPod API key.")
     runpod_base_url: str = Field(default="https://api.runpod.io", description="RunPod REST API v2 base URL.")
     runpod_image: str = Field(
         default="ghcr.io/loraflow/trainer:latest",
         description="The trainer image (training_scripts/Dockerfile).",
     )
-    runpod_gpu_types: str = Field(
-        default="NVIDIA L40S,NVIDIA GeForce RTX 4090,NVIDIA RTX A6000",
-        description="GPU types to try, in order, comma-separated.",
+    runpod_gpu_types: Annotated[list[str], NoDecode] = Field(
+        default=["NVIDIA L40S", "NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000"],
+        min_length=1,
+        description="GPU types to try, in order (in the environment: comma-separated).",
     )
     runpod_cloud_type: Literal["SECURE", "COMMUNITY"] = Field(
         default="SECURE", description="RunPod's cloud tier (`cloud` in a pod create): SECURE or COMMUNITY."
@@ -131,15 +144,17 @@ class Settings(BaseSettings):
     )
 
     agent_idle_s: float = Field(
-        default=900,
+        default=limits.AGENT_IDLE_S,
         gt=0,
         description="A pod whose agent hears nothing from its workflow for this long removes itself.",
     )
     max_training_s: float = Field(
-        default=3 * 3600, gt=0, description="A pod older than this is terminated by the orphan sweeper."
+        default=limits.MAX_TRAINING_S,
+        gt=0,
+        description="A pod older than this is terminated by the orphan sweeper.",
     )
     pending_images_timeout_s: float = Field(
-        default=86400,
+        default=limits.PENDING_IMAGES_WAIT_S,
         gt=0,
         description="Seconds a pending LoRA waits for its images before it fails.",
     )
@@ -164,7 +179,9 @@ class Settings(BaseSettings):
     budget_alert_usd: float = Field(default=150.0, ge=0, description="Spend at which the alert fires.")
     budget_alert_webhook_url: str | None = Field(default=None, description="POSTed when the alert fires.")
     training_cost_cap_usd: float = Field(
-        default=5.0, gt=0, description="A running training that costs more is cancelled (with cleanup)."
+        default=limits.TRAINING_COST_CAP_USD,
+        gt=0,
+        description="A running training that costs more is cancelled (with cleanup).",
     )
     monthly_limit: int = Field(default=5, ge=0, description="LoRAs a user may start per month.")
 
@@ -174,8 +191,55 @@ class Settings(BaseSettings):
     )
 
     # --- logging -------------------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     log_json: bool = False
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _check_database_url(cls, value: Any) -> str | None:
+        """A PostgreSQL URL (``postgresql://user:password@host:5432/db``) or libpq key=value
+        string, or unset (blank counts as unset)."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("DATABASE_URL must be a string")
+        value = value.strip()
+        if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host:5432/dbname); "
+                f"got a {value.split('://', 1)[0]}:// URL"
+            )
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value)
+        except ProgrammingError as exc:
+            problem = _without_password(str(exc).strip(), value)
+            raise ValueError(f"DATABASE_URL is not a PostgreSQL connection string: {problem}") from None
+        return value
+
+    @field_validator("runpod_gpu_types", mode="before")
+    @classmethod
+    def _split_gpu_types(cls, value: Any) -> Any:
+        """The environment gives ``NVIDIA L40S,NVIDIA GeForce RTX 4090``: a list, in order."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    def require_database_url(self) -> str:
+        """The DSN, for a process that cannot run without PostgreSQL (API, worker, migrate)."""
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set: point it at PostgreSQL "
+                "(`loraflow dev` sets it for the embedded stack)"
+            )
+        return self.database_url
 
     @property
     def sql_dir(self) -> Path:
@@ -184,6 +248,14 @@ class Settings(BaseSettings):
     @property
     def uses_dev_secret(self) -> bool:
         return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+
+def _without_password(message: str, dsn: str) -> str:
+    """libpq's parse errors may quote the DSN: never repeat its password."""
+    secrets = re.findall(r"://[^:@/]*:([^@/]*)@", dsn) + re.findall(r"password\s*=\s*'?([^'\s]+)", dsn)
+    for secret in filter(None, secrets):
+        message = message.replace(secret, "***")
+    return message
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -195,7 +267,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         choices = getattr(field.validation_alias, "choices", None)
         key = str(choices[0]) if choices else f"LORAFLOW_{name.upper()}"
-        env[key] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(value)
+        env[key] = str(value)
     return env
 
 

@@ -127,7 +127,7 @@ async def worker(settings: Settings, temporal_env: WorkflowEnvironment) -> Async
     # (and eating the CPU the rest of the suite needs).
     provider = LocalProvider(Path(settings.data_dir), base_model="unused")
     for pod in provider.list_pods():
-        provider.terminate(pod.pod_id)
+        provider.terminate(pod.handle.pod_id)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,9 @@
 """The pod agent: the one HTTP service that runs inside every training pod.
 
 RunPod starts it as the trainer image's entrypoint; the local compute provider starts the same
-agent as a subprocess. So the workflow speaks one protocol to every provider:
-
-    PUT  /images/{name}      the training images (idempotent: same bytes again is a no-op)
-    POST /train              start train_lora.py (idempotent: the same request again is a no-op)
-    GET  /progress           state, phase, step, loss, ETA; ``?after=VERSION&wait_s=N`` long-polls
-                             until something newer than VERSION, so the end is seen at once
-    GET  /artifact           the finished .safetensors, streamed, with ``X-Sha256``
-    GET  /healthz            whether the agent answers (readiness; authenticated)
-    GET  /livez              whether the process lives (the image's HEALTHCHECK; no token, no
-                             details, and it does not count as contact for the dead-man switch)
-
-Every request carries ``Authorization: Bearer <token>``, the per-pod random token the provider
-put in ``LORAFLOW_AGENT_TOKEN``.
+agent as a subprocess. So the workflow speaks one protocol to every provider, defined once in
+``training_scripts/agent_protocol.py`` (images in, ``/train``, long-polled ``/progress``, the
+``/artifact`` out; every request but ``/livez`` carries the pod's bearer token).
 
 The pod watches itself (a dead-man switch): reaping pods only from the server side is a single
 point of failure, since a pod whose workflow is gone would bill until the next sweep, or forever
@@ -30,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
 import os
-import re
 import sys
 import time
 import urllib.error
@@ -46,41 +36,28 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
+from training_scripts.agent_protocol import (
+    ARTIFACT_PATH,
+    DEADLINE_ENV,
+    HEALTHZ_PATH,
+    IDLE_ENV,
+    IMAGE_NAME,
+    LIVEZ_PATH,
+    MAX_IMAGE_BYTES,
+    PROGRESS_PATH,
+    SHA256_HEADER,
+    TOKEN_ENV,
+    TRAIN_PATH,
+    AgentState,
+    Progress,
+    TrainRequest,
+    progress_from_json,
+)
 from training_scripts.train_lora import ARTIFACT_NAME, EVENT_PREFIX, KOHYA_ARTIFACT_NAME
 
-_IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(png|jpg|jpeg|webp|txt)$")
-MAX_IMAGE_BYTES = 30 * 1024 * 1024
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
-
-State = Literal["idle", "training", "succeeded", "failed"]
-
-
-class TrainRequest(BaseModel):
-    """What to train; the agent adds the paths. Keys are train_lora.TrainConfig's."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: str = Field(min_length=1, max_length=200, description="Same run_id again = same training.")
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class Progress(BaseModel):
-    state: State = "idle"
-    version: int = 0
-    run_id: str | None = None
-    phase: str | None = None
-    step: int = 0
-    total_steps: int = 0
-    loss: float | None = None
-    eta_s: float | None = None
-    seconds_per_step: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    sha256: str | None = None
-    size: int | None = None
+_PROGRESS_FIELDS = frozenset(f.name for f in dataclasses.fields(Progress))
 
 
 class Agent:
@@ -99,17 +76,17 @@ class Agent:
         self._train_request: TrainRequest | None = None
         self.progress = Progress()
         if self._state_file.exists():
-            self.progress = Progress.model_validate_json(self._state_file.read_text())
-            if self.progress.state == "training":  # the trainer died with the previous agent
-                self.progress.state = "failed"
+            self.progress = progress_from_json(json.loads(self._state_file.read_text()))
+            if self.progress.state == AgentState.TRAINING:  # the trainer died with the previous agent
+                self.progress.state = AgentState.FAILED
                 self.progress.error = "the pod agent restarted during training"
                 self.progress.version += 1
 
     async def update(self, **fields: Any) -> None:
         async with self._changed:
-            self.progress = self.progress.model_copy(update={**fields, "version": self.progress.version + 1})
+            self.progress = dataclasses.replace(self.progress, **fields, version=self.progress.version + 1)
             tmp = self._state_file.with_suffix(".tmp")
-            tmp.write_text(self.progress.model_dump_json())
+            tmp.write_text(json.dumps(dataclasses.asdict(self.progress)))
             tmp.replace(self._state_file)
             self._changed.notify_all()
 
@@ -118,7 +95,7 @@ class Agent:
             p = self.progress
             if p.version <= after:
                 return False
-            return not terminal_only or p.state in ("succeeded", "failed")
+            return not terminal_only or AgentState(p.state).finished
 
         async with self._changed:
             with suppress(TimeoutError):
@@ -145,12 +122,15 @@ class Agent:
         }
         run_file = self.workdir / "run.json"
         run_file.write_text(json.dumps(config))
-        await self.update(state="training", run_id=request.run_id, phase="starting", started_at=time.time())
+        await self.update(
+            state=AgentState.TRAINING, run_id=request.run_id, phase="starting", started_at=time.time()
+        )
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "training_scripts.train_lora", "--config", str(run_file),
             stdout=asyncio.subprocess.PIPE,
             stderr=(self.workdir / "train.log").open("ab"),
             cwd=_PROJECT_ROOT,
+            preexec_fn=_die_with_agent,
         )  # fmt: skip
         asyncio.get_running_loop().create_task(self._follow(self._process))
         return 202, self.progress
@@ -173,18 +153,20 @@ class Agent:
                     phase=event.get("phase"), **{k: event[k] for k in ("total_steps",) if k in event}
                 )
             elif kind == "progress":
-                await self.update(**{k: event[k] for k in Progress.model_fields if k in event})
+                await self.update(**{k: event[k] for k in _PROGRESS_FIELDS if k in event})
             elif kind == "done":
                 await self.update(
-                    state="succeeded", phase="done", sha256=event["sha256"], size=event["size"],
+                    state=AgentState.SUCCEEDED, phase="done", sha256=event["sha256"], size=event["size"],
                     eta_s=0, finished_at=time.time(),
                 )  # fmt: skip
             elif kind == "failed":
                 failure = str(event.get("reason", "training failed"))
         code = await process.wait()
-        if self.progress.state == "training":
+        if self.progress.state == AgentState.TRAINING:
             await self.update(
-                state="failed", error=failure or f"trainer exited with status {code}", finished_at=time.time()
+                state=AgentState.FAILED,
+                error=failure or f"trainer exited with status {code}",
+                finished_at=time.time(),
             )
 
     def stop(self) -> None:
@@ -194,9 +176,9 @@ class Agent:
     async def abandon(self, reason: str) -> None:
         """The dead-man switch fired: stop the trainer and say why, for anyone who still asks."""
         self.stop()
-        if self.progress.state in ("idle", "training"):
+        if not AgentState(self.progress.state).finished:
             error = f"the pod ended itself: {reason}"
-            await self.update(state="failed", error=error, finished_at=time.time())
+            await self.update(state=AgentState.FAILED, error=error, finished_at=time.time())
 
 
 class DeadManSwitch:
@@ -268,6 +250,17 @@ def end_own_pod(workdir: Path, env: dict[str, str] | None = None) -> Callable[[s
     return end
 
 
+def _die_with_agent() -> None:
+    """The trainer's preexec_fn: the kernel SIGKILLs it the moment its agent dies (even by
+    SIGKILL), so a trainer never trains, and bills, for nobody. (train_lora.py also watches its
+    parent, for kernels without PR_SET_PDEATHSIG.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 async def authorize(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[Agent]:
@@ -307,61 +300,69 @@ def create_app(
     async def _error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
-    @app.get("/livez")
-    async def livez() -> dict[str, bool]:
-        return {"ok": True}
-
-    @app.get("/healthz")
-    async def healthz(agent: AgentDep) -> dict[str, Any]:
-        return {"ok": True, "state": agent.progress.state, "base_model": bool(agent.base_model)}
-
-    @app.put("/images/{name}")
-    async def put_image(
-        name: str, request: Request, agent: AgentDep, x_sha256: Annotated[str | None, Header()] = None
-    ) -> dict[str, Any]:
-        if not _IMAGE_NAME.match(name):
-            raise HTTPException(400, "image names are [A-Za-z0-9_-]{1,64} with .png/.jpg/.jpeg/.webp/.txt")
-        body = await request.body()
-        if len(body) > MAX_IMAGE_BYTES:
-            raise HTTPException(413, f"images are at most {MAX_IMAGE_BYTES} bytes")
-        digest = hashlib.sha256(body).hexdigest()
-        if x_sha256 and x_sha256.lower() != digest:
-            raise HTTPException(400, "body does not match X-Sha256 (corrupted in transit?)")
-        target = agent.images / name
-        if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == digest:
-            return {"name": name, "sha256": digest, "stored": False}  # already here: nothing to do
-        if agent.progress.run_id is not None:
-            raise HTTPException(409, "training has started; images can no longer change")
-        tmp = target.with_suffix(target.suffix + ".part")
-        tmp.write_bytes(body)
-        tmp.replace(target)
-        return {"name": name, "sha256": digest, "stored": True}
-
-    @app.post("/train")
-    async def train(body: TrainRequest, agent: AgentDep) -> JSONResponse:
-        status, progress = await agent.start(body)
-        return JSONResponse(progress.model_dump(), status_code=status)
-
-    @app.get("/progress", response_model=Progress)
-    async def progress(
-        agent: AgentDep,
-        after: Annotated[int, Query(ge=-1)] = -1,
-        wait_s: Annotated[float, Query(ge=0, le=60)] = 0,
-        terminal_only: bool = False,
-    ) -> Progress:
-        if wait_s:
-            return await agent.wait_for_change(after, wait_s, terminal_only=terminal_only)
-        return agent.progress
-
-    @app.get("/artifact")
-    async def artifact(agent: AgentDep, layout: Literal["diffusers", "kohya"] = "diffusers") -> FileResponse:
-        if agent.progress.state != "succeeded":
-            raise HTTPException(409, f"no artifact: training is {agent.progress.state}")
-        path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
-        headers = {"X-Sha256": agent.progress.sha256 or ""} if layout == "diffusers" else {}
-        return FileResponse(path, media_type="application/octet-stream", headers=headers, filename=path.name)
-
+    app.get(LIVEZ_PATH)(_livez)
+    app.get(HEALTHZ_PATH)(_healthz)
+    app.put("/images/{name}")(_put_image)
+    app.post(TRAIN_PATH)(_train)
+    app.get(PROGRESS_PATH, response_model=Progress)(_progress)
+    app.get(ARTIFACT_PATH)(_artifact)
     return app
+
+
+async def _livez() -> dict[str, bool]:
+    return {"ok": True}
+
+
+async def _healthz(agent: AgentDep) -> dict[str, Any]:
+    return {"ok": True, "state": agent.progress.state, "base_model": bool(agent.base_model)}
+
+
+async def _put_image(
+    name: str, request: Request, agent: AgentDep, x_sha256: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    if not IMAGE_NAME.match(name):
+        raise HTTPException(400, "image names are [A-Za-z0-9_-]{1,64} with .png/.jpg/.jpeg/.webp/.txt")
+    body = await request.body()
+    if len(body) > MAX_IMAGE_BYTES:
+        raise HTTPException(413, f"images are at most {MAX_IMAGE_BYTES} bytes")
+    digest = hashlib.sha256(body).hexdigest()
+    if x_sha256 and x_sha256.lower() != digest:
+        raise HTTPException(400, f"body does not match {SHA256_HEADER} (corrupted in transit?)")
+    target = agent.images / name
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == digest:
+        return {"name": name, "sha256": digest, "stored": False}  # already here: nothing to do
+    if agent.progress.run_id is not None:
+        raise HTTPException(409, "training has started; images can no longer change")
+    tmp = target.with_suffix(target.suffix + ".part")
+    tmp.write_bytes(body)
+    tmp.replace(target)
+    return {"name": name, "sha256": digest, "stored": True}
+
+
+async def _train(body: TrainRequest, agent: AgentDep) -> JSONResponse:
+    if problem := body.problem():
+        raise HTTPException(422, problem)
+    status, progress = await agent.start(body)
+    return JSONResponse(dataclasses.asdict(progress), status_code=status)
+
+
+async def _progress(
+    agent: AgentDep,
+    after: Annotated[int, Query(ge=-1)] = -1,
+    wait_s: Annotated[float, Query(ge=0, le=60)] = 0,
+    terminal_only: bool = False,
+) -> Progress:
+    if wait_s:
+        return await agent.wait_for_change(after, wait_s, terminal_only=terminal_only)
+    return agent.progress
+
+
+async def _artifact(agent: AgentDep, layout: Literal["diffusers", "kohya"] = "diffusers") -> FileResponse:
+    if agent.progress.state != AgentState.SUCCEEDED:
+        raise HTTPException(409, f"no artifact: training is {agent.progress.state}")
+    path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
+    headers = {SHA256_HEADER: agent.progress.sha256 or ""} if layout == "diffusers" else {}
+    return FileResponse(path, media_type="application/octet-stream", headers=headers, filename=path.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,13 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=Path(os.environ.get("LORAFLOW_AGENT_WORKDIR", "/workspace"))
     )
     args = parser.parse_args(argv)
-    token = os.environ.get("LORAFLOW_AGENT_TOKEN", "")
+    token = os.environ.get(TOKEN_ENV, "")
     if len(token) < 16:
-        print("LORAFLOW_AGENT_TOKEN must be set to a random token of 16+ characters", file=sys.stderr)
+        print(f"{TOKEN_ENV} must be set to a random token of 16+ characters", file=sys.stderr)
         return 2
-    deadline = os.environ.get("LORAFLOW_AGENT_DEADLINE")
+    deadline = os.environ.get(DEADLINE_ENV)
     switch = DeadManSwitch(
-        idle_s=float(os.environ.get("LORAFLOW_AGENT_IDLE_S", "900")),
+        idle_s=float(os.environ.get(IDLE_ENV, "900")),
         deadline=float(deadline) if deadline else None,
         end_pod=end_own_pod(args.workdir),
     )

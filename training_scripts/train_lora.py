@@ -156,14 +156,21 @@ def build_optimizer(name: str, params: list[Any], lr: float) -> Any:
     raise SystemExit(f"unknown optimizer {name!r} (adamw, adamw8bit or prodigy)")
 
 
+@dataclasses.dataclass
+class _Models:
+    """What training needs, loaded once: the UNet to adapt and the cached, frozen inputs."""
+
+    unet: Any
+    noise_scheduler: Any
+    latent_cache: list[tuple[Any, Any]]  # per image: the VAE's latent mean and std
+    prompt_cache: list[tuple[Any, Any]]  # per image: prompt embeddings and pooled embeddings
+    scaling: float
+
+
 def train(cfg: TrainConfig) -> Path:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from diffusers.training_utils import cast_training_params, compute_snr
-    from peft import LoraConfig
-    from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
     started = time.monotonic()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -173,13 +180,41 @@ def train(cfg: TrainConfig) -> Path:
     )
     set_seed(cfg.seed)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-    base = cfg.base_model
 
     images = sorted(p for p in Path(cfg.images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise SystemExit(f"no training images in {cfg.images_dir}")
     emit("phase", phase="loading", images=len(images), device=device, precision=precision)
+    models = _load_and_cache(cfg, images, accelerator, weight_dtype, device)
+    lora_config = _add_lora(models.unet, cfg, precision, device)
+    params = [p for p in models.unet.parameters() if p.requires_grad]
+    optimizer = build_optimizer(cfg.optimizer, params, cfg.learning_rate)
+    models.unet, optimizer = accelerator.prepare(models.unet, optimizer)
+    _train_steps(cfg, models, accelerator, optimizer, weight_dtype, len(images))
 
+    emit("phase", phase="saving")
+    out = save_lora(accelerator.unwrap_model(models.unet), lora_config, cfg, Path(cfg.output_dir))
+    emit(
+        "done",
+        path=str(out),
+        sha256=sha256_file(out),
+        size=out.stat().st_size,
+        kohya_path=str(out.parent / KOHYA_ARTIFACT_NAME),
+        elapsed_s=round(time.monotonic() - started, 2),
+    )
+    return out
+
+
+def _load_and_cache(
+    cfg: TrainConfig, images: list[Path], accelerator: Any, weight_dtype: Any, device: str
+) -> _Models:
+    """Load the pipeline's parts, and cache everything that does not change during training
+    (latents and prompt embeddings) once; the VAE and text encoders are freed afterwards."""
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
+
+    base = cfg.base_model
     tokenizers = [AutoTokenizer.from_pretrained(base, subfolder=s) for s in ("tokenizer", "tokenizer_2")]
     text_encoders = [
         CLIPTextModel.from_pretrained(base, subfolder="text_encoder", torch_dtype=weight_dtype),
@@ -196,7 +231,6 @@ def train(cfg: TrainConfig) -> Path:
         module.requires_grad_(False)
         module.to(accelerator.device)
 
-    # Cache everything that does not change during training, once.
     emit("phase", phase="caching")
     with torch.no_grad():
         latent_cache = []
@@ -209,6 +243,14 @@ def train(cfg: TrainConfig) -> Path:
     del vae, text_encoders
     if device == "cuda":
         torch.cuda.empty_cache()
+    return _Models(unet, noise_scheduler, latent_cache, prompt_cache, scaling)
+
+
+def _add_lora(unet: Any, cfg: TrainConfig, precision: str, device: str) -> Any:
+    """The LoRA adapter on the UNet's target modules; its weights train in fp32."""
+    import torch
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
 
     lora_config = LoraConfig(
         r=cfg.rank,
@@ -224,9 +266,14 @@ def train(cfg: TrainConfig) -> Path:
     )
     if checkpointing:
         unet.enable_gradient_checkpointing()
-    params = [p for p in unet.parameters() if p.requires_grad]
-    optimizer = build_optimizer(cfg.optimizer, params, cfg.learning_rate)
-    unet, optimizer = accelerator.prepare(unet, optimizer)
+    return lora_config
+
+
+def _train_steps(
+    cfg: TrainConfig, models: _Models, accelerator: Any, optimizer: Any, weight_dtype: Any, n_images: int
+) -> None:
+    """The optimisation loop, reporting progress (step, loss, ETA) as events."""
+    import torch
 
     add_time_ids = torch.tensor(
         [[cfg.resolution, cfg.resolution, 0, 0, cfg.resolution, cfg.resolution]], dtype=weight_dtype
@@ -236,45 +283,12 @@ def train(cfg: TrainConfig) -> Path:
     emit("phase", phase="training", total_steps=cfg.steps)
     train_started = time.monotonic()
     last_emit = 0.0
+    unet = models.unet
     unet.train()
     for step in range(1, cfg.steps + 1):
-        picks = [order.randrange(len(images)) for _ in range(cfg.batch_size)]
+        picks = [order.randrange(n_images) for _ in range(cfg.batch_size)]
         with accelerator.accumulate(unet):
-            mean = torch.cat([latent_cache[i][0] for i in picks])
-            std = torch.cat([latent_cache[i][1] for i in picks])
-            latents = (mean + std * torch.randn(mean.shape, generator=generator)) * scaling
-            latents = latents.to(accelerator.device, dtype=weight_dtype)
-            noise = torch.randn(latents.shape, generator=generator).to(latents)
-            timesteps = torch.randint(
-                0, noise_scheduler.config.num_train_timesteps, (len(picks),), generator=generator
-            ).to(accelerator.device)
-            noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-            prompt_embeds = torch.cat([prompt_cache[i][0] for i in picks]).to(accelerator.device)
-            pooled = torch.cat([prompt_cache[i][1] for i in picks]).to(accelerator.device)
-            pred = unet(
-                noisy,
-                timesteps,
-                prompt_embeds,
-                added_cond_kwargs={"text_embeds": pooled, "time_ids": add_time_ids.repeat(len(picks), 1)},
-                return_dict=False,
-            )[0]
-            if noise_scheduler.config.prediction_type == "v_prediction":
-                target = noise_scheduler.get_velocity(latents, noise, timesteps)
-            else:
-                target = noise
-            if cfg.snr_gamma:
-                # Min-SNR weighting (Hang et al. 2023), as diffusers' scripts do it.
-                snr = compute_snr(noise_scheduler, timesteps)
-                weights = torch.stack([snr, cfg.snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
-                weights = (
-                    weights / snr
-                    if noise_scheduler.config.prediction_type == "epsilon"
-                    else weights / (snr + 1)
-                )
-                loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none")
-                loss = (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
-            else:
-                loss = torch.nn.functional.mse_loss(pred.float(), target.float())
+            loss = _step_loss(cfg, models, picks, generator, add_time_ids, weight_dtype, accelerator.device)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -291,17 +305,51 @@ def train(cfg: TrainConfig) -> Path:
                 seconds_per_step=round(per_step, 4),
             )
 
-    emit("phase", phase="saving")
-    out = save_lora(accelerator.unwrap_model(unet), lora_config, cfg, Path(cfg.output_dir))
-    emit(
-        "done",
-        path=str(out),
-        sha256=sha256_file(out),
-        size=out.stat().st_size,
-        kohya_path=str(out.parent / KOHYA_ARTIFACT_NAME),
-        elapsed_s=round(time.monotonic() - started, 2),
+
+def _step_loss(
+    cfg: TrainConfig,
+    models: _Models,
+    picks: list[int],
+    generator: Any,
+    add_time_ids: Any,
+    weight_dtype: Any,
+    device: Any,
+) -> Any:
+    """One batch's denoising loss (min-SNR weighted when ``snr_gamma`` is set)."""
+    import torch
+    from diffusers.training_utils import compute_snr
+
+    scheduler = models.noise_scheduler
+    mean = torch.cat([models.latent_cache[i][0] for i in picks])
+    std = torch.cat([models.latent_cache[i][1] for i in picks])
+    latents = (mean + std * torch.randn(mean.shape, generator=generator)) * models.scaling
+    latents = latents.to(device, dtype=weight_dtype)
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(picks),), generator=generator).to(
+        device
     )
-    return out
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    prompt_embeds = torch.cat([models.prompt_cache[i][0] for i in picks]).to(device)
+    pooled = torch.cat([models.prompt_cache[i][1] for i in picks]).to(device)
+    pred = models.unet(
+        noisy,
+        timesteps,
+        prompt_embeds,
+        added_cond_kwargs={"text_embeds": pooled, "time_ids": add_time_ids.repeat(len(picks), 1)},
+        return_dict=False,
+    )[0]
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    if not cfg.snr_gamma:
+        return torch.nn.functional.mse_loss(pred.float(), target.float())
+    # Min-SNR weighting (Hang et al. 2023), as diffusers' scripts do it.
+    snr = compute_snr(scheduler, timesteps)
+    weights = torch.stack([snr, cfg.snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
+    weights = weights / snr if scheduler.config.prediction_type == "epsilon" else weights / (snr + 1)
+    loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none")
+    return (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
 
 
 def save_lora(unet: Any, lora_config: Any, cfg: TrainConfig, output_dir: Path) -> Path:
@@ -392,10 +440,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """Exit as soon as the process that started us (the pod agent) is gone: its orphaned
+    trainer would otherwise train on, billing, with nobody to report to."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="run.json (see module docstring)")
     args = parser.parse_args(argv)
+    _exit_with_parent()
     try:
         cfg = TrainConfig.from_file(args.config)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:

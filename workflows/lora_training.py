@@ -1,12 +1,17 @@
-"""TrainLoraWorkflow (id ``lora-train-{lora_id}``): one LoRA, from images to a validated file.
+"""TrainLoraWorkflow (id ``lora-train-{lora_id}``, ``names.train_workflow_id``): one LoRA, from
+images to a validated file.
 
 prepare dataset → create pod → wait until its agent answers → upload images → run training →
 poll (long polls: the end is seen at once) → download → **cleanup, always** → store →
-validate (3 in parallel) → record completed or failed.
+validate (one per prompt, in parallel) → record completed or failed.
 
-Deterministic: no I/O here. Live progress is held in the workflow (query ``progress``),
-mirrored to the database by the poll activity, and shown in the Temporal Web UI through the
-``LoraStatus``/``LoraProgress`` search attributes and the workflow's current details.
+Deterministic: no I/O here. Live progress is held in the workflow (query ``progress``), shown
+as the workflow's current details, and mirrored to the database by the poll activity. The
+``LoraStatus``/``LoraProgress`` search attributes change on transitions only: the status when it
+changes, the progress when it crosses a 10 % step (it holds the step: 0, 10, ... 100).
+
+What decides the commands lives here or in the input: the validation prompts travel in
+``TrainLoraInput.validation_prompts``, the pass rule is ``limits.VALIDATION_IMAGES_NEEDED``.
 """
 
 from __future__ import annotations
@@ -20,23 +25,43 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.records import StatusChange
+    from activities.library import LibraryActivities, ValidationActivities
+    from activities.notify import NotifyActivities
+    from activities.pods import PodActivities
+    from activities.records import RecordActivities
+    from activities.replicate import ReplicateActivities
     from loraflow.contracts.errors import ErrorType
     from loraflow.contracts.jobs import LoraFinished
-    from loraflow.contracts.limits import MIN_IMAGES
+    from loraflow.contracts.limits import MIN_IMAGES, VALIDATION_IMAGES_NEEDED
     from loraflow.contracts.lora_training import (
         AgentProgress,
-        PodRef,
+        CleanupPodInput,
+        CreatePodInput,
+        DownloadArtifactInput,
+        PodHandle,
+        PollTrainingInput,
+        PrepareDatasetInput,
+        RecordOutcomeInput,
+        ReplicateCancelInput,
+        ReplicateDownloadInput,
+        ReplicatePollInput,
+        ReplicateStartInput,
+        ReplicateTrainingHandle,
+        RunTrainingInput,
         StagedArtifact,
+        StatusChange,
         StoredLora,
+        StoreLoraInput,
         TrainingOutcome,
         TrainingProgress,
         TrainLoraInput,
+        UploadImagesInput,
         ValidationRequest,
         ValidationScore,
+        WaitPodReadyInput,
     )
     from loraflow.contracts.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
-    from loraflow.ml.validation import PROMPTS
+    from loraflow.contracts.status import TrainingStatus
 
 
 _QUICK = RetryPolicy(
@@ -45,10 +70,11 @@ _QUICK = RetryPolicy(
 #: Cleanup is retried until the provider confirms the pod is gone: a leaked pod bills forever.
 _FOREVER = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 POLL_WAIT_S = 10.0
+#: ``LoraProgress`` moves in steps of this many percent.
+PROGRESS_STEP = 10
 
-
-def workflow_id_for(lora_id: str) -> str:
-    return f"lora-train-{lora_id}"
+#: What trains: a pod (its agent does the work) or, as the fallback, a Replicate training.
+Machine = PodHandle | ReplicateTrainingHandle
 
 
 @workflow.defn(name="TrainLoraWorkflow")
@@ -58,7 +84,10 @@ class TrainLoraWorkflow:
         self._price = 0.0  # USD per pod-hour, known once a pod exists
         self._image_keys: list[str] = []
         self._frozen = False  # once training starts, the dataset no longer changes
-        self._pod: PodRef | None = None  # a pod (or Replicate training) that cleanup must end
+        self._machine: Machine | None = None  # a pod or Replicate training that cleanup must end
+        # What the search attributes hold now: they are upserted only when these change.
+        self._indexed_status = self._progress.status
+        self._indexed_progress = self._progress.progress
 
     @workflow.query(name="progress")
     def progress(self) -> TrainingProgress:
@@ -74,67 +103,20 @@ class TrainLoraWorkflow:
     @workflow.run
     async def run(self, request: TrainLoraInput) -> TrainingOutcome:
         workflow.upsert_search_attributes(
-            [LORA_ID.value_set(request.lora_id), LORA_USER_ID.value_set(request.user_id or "")]
+            [
+                LORA_ID.value_set(request.lora_id),
+                LORA_USER_ID.value_set(request.user_id or ""),
+                LORA_STATUS.value_set(str(self._indexed_status)),
+                LORA_PROGRESS.value_set(self._indexed_progress),
+            ]
         )
-        outcome = TrainingOutcome(lora_id=request.lora_id, status="failed")
         workflow.metric_meter().create_counter(
             "loraflow_trainings_started", "Trainings started (TrainLoraWorkflow runs)."
         ).add(1)
         self.add_images(request.image_keys)
+        outcome = TrainingOutcome(lora_id=request.lora_id, status=TrainingStatus.FAILED)
         try:
-            await self._wait_for_images(request)
-            self._frozen = True
-            await self._status(request.lora_id, "training", "preparing")
-            dataset = await workflow.execute_activity(
-                "prepare_dataset",
-                args=[request.lora_id, self._image_keys],
-                result_type=list[str],
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(minutes=1),
-                retry_policy=_QUICK,
-            )
-
-            self._set(phase="creating_pod")
-            try:
-                self._pod = await workflow.execute_activity(
-                    "create_pod",
-                    args=[request.lora_id, workflow.info().workflow_id],
-                    result_type=PodRef,
-                    start_to_close_timeout=timedelta(minutes=5),
-                    retry_policy=_QUICK,
-                )
-            except ActivityError as exc:
-                if not (request.replicate_fallback and _error_type(exc) == ErrorType.GPUS_EXHAUSTED):
-                    raise
-                workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
-                staged = await self._train_on_replicate(request, dataset)
-            else:
-                staged = await self._train_on_pod(request, dataset)
-            outcome.pod_seconds = await self._cleanup(self._pod)
-            self._pod = None
-
-            self._set(phase="storing")
-            trigger = str(request.params.get("trigger_word", "ohwx"))
-            stored = await workflow.execute_activity(
-                "store_lora",
-                args=[request.lora_id, staged, trigger],
-                result_type=StoredLora,
-                start_to_close_timeout=timedelta(minutes=30),
-                retry_policy=_QUICK,
-            )
-            outcome.stored = stored
-
-            await self._status(request.lora_id, "validating", "validating")
-            outcome.scores = await self._validate(request, stored, dataset, trigger)
-            generated = len(outcome.scores) == len(PROMPTS)
-            shown = sum(s.shows_character for s in outcome.scores)
-            if generated and shown >= 2:
-                outcome.status = "completed"
-            else:
-                outcome.error = (
-                    f"validation failed: {shown} of {len(PROMPTS)} validation images show the character "
-                    "(at least 2 must). Try more, or more varied, character images."
-                )
+            await self._train(request, outcome)
         except (ActivityError, ApplicationError) as exc:
             outcome.error = _reason(exc)
         except asyncio.CancelledError:
@@ -147,86 +129,43 @@ class TrainLoraWorkflow:
         # Not a `finally`: when the worker evicts this workflow from its cache the SDK raises a
         # BaseException through here, and that must pass untouched (the workflow is not ending;
         # it resumes elsewhere from history). Every way the training really ends is caught above.
-        if self._pod is not None:
+        if self._machine is not None:
             # Shielded: a second cancellation must not stop a cleanup that is running.
-            outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(self._pod)))
+            outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(self._machine)))
         outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
         return await self._finish(request, outcome)
 
     # -- steps -----------------------------------------------------------------------------
 
-    async def _train_on_pod(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
-        assert self._pod is not None
-        self._set(pod_id=self._pod.pod_id, phase="starting_pod")
-        self._pod = pod = await workflow.execute_activity(
-            "wait_pod_ready",
-            self._pod,
-            result_type=PodRef,
-            start_to_close_timeout=timedelta(minutes=20),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=_QUICK,
-        )
-        self._set(phase="uploading")
-        await workflow.execute_activity(
-            "upload_images",
-            args=[pod, dataset],
-            start_to_close_timeout=timedelta(minutes=10),
+    async def _train(self, request: TrainLoraInput, outcome: TrainingOutcome) -> None:
+        """From the images to the verdict, filling in ``outcome``; raises when it cannot go on."""
+        await self._wait_for_images(request)
+        self._frozen = True
+        await self._status(request.lora_id, TrainingStatus.TRAINING, "preparing")
+        dataset = await workflow.execute_activity_method(
+            LibraryActivities.prepare_dataset,
+            PrepareDatasetInput(request.lora_id, self._image_keys),
+            start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(minutes=1),
             retry_policy=_QUICK,
         )
-        await workflow.execute_activity(
-            "run_training",
-            args=[pod, workflow.info().workflow_id, request.params],
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=_QUICK,
-        )
-        self._set(phase="training")
-        finished = await self._follow_training(pod, request)
-        if finished.state != "succeeded" or not finished.sha256:
-            raise ApplicationError(f"training failed: {finished.error or finished.state}", non_retryable=True)
-        self._set(phase="downloading")
-        return await workflow.execute_activity(
-            "download_artifact",
-            args=[request.lora_id, pod, finished.sha256],
-            result_type=StagedArtifact,
+        staged = await self._train_on_a_machine(request, dataset.keys)
+        if self._machine is not None:  # the machine goes first: it bills while it exists
+            outcome.pod_seconds = await self._cleanup(self._machine)
+            self._machine = None
+
+        self._set(phase="storing")
+        trigger = str(request.params.get("trigger_word", "ohwx"))
+        outcome.stored = await workflow.execute_activity_method(
+            LibraryActivities.store_lora,
+            StoreLoraInput(request.lora_id, staged, trigger),
             start_to_close_timeout=timedelta(minutes=30),
             retry_policy=_QUICK,
         )
 
-    async def _train_on_replicate(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
-        """The fallback: Replicate's trainings API in place of a pod and its agent."""
-        self._pod = training = await workflow.execute_activity(
-            "replicate_start",
-            args=[request.lora_id, workflow.info().workflow_id, dataset, request.params],
-            result_type=PodRef,
-            start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=_QUICK,
-        )
-        self._set(pod_id=f"replicate:{training.pod_id}", phase="training")
-        while True:
-            _check_caps(training, request)
-            progress = await workflow.execute_activity(
-                "replicate_poll",
-                args=[training, POLL_WAIT_S],
-                result_type=AgentProgress,
-                start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=_QUICK,
-            )
-            if progress.state in ("succeeded", "failed"):
-                break
-        if progress.state != "succeeded":
-            raise ApplicationError(
-                f"training failed on Replicate: {progress.error or progress.phase}", non_retryable=True
-            )
-        self._set(phase="downloading")
-        return await workflow.execute_activity(
-            "replicate_download",
-            args=[request.lora_id, training],
-            result_type=StagedArtifact,
-            start_to_close_timeout=timedelta(minutes=30),
-            retry_policy=_QUICK,
-        )
+        await self._status(request.lora_id, TrainingStatus.VALIDATING, "validating")
+        outcome.scores = await self._validate(request, outcome.stored, dataset.keys, trigger)
+        _judge(request, outcome)
 
     async def _wait_for_images(self, request: TrainLoraInput) -> None:
         """A LoRA created without images waits (durably: a timer) for the API's signal."""
@@ -237,14 +176,69 @@ class TrainLoraWorkflow:
             lambda: len(self._image_keys) >= MIN_IMAGES, timeout=timedelta(seconds=request.image_wait_s)
         )
 
-    async def _follow_training(self, pod: PodRef, request: TrainLoraInput) -> AgentProgress:
+    async def _train_on_a_machine(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+        """On a pod of the configured provider; on Replicate when it has no GPU (and the
+        fallback is on)."""
+        self._set(phase="creating_pod")
+        try:
+            pod = await workflow.execute_activity_method(
+                PodActivities.create_pod,
+                CreatePodInput(request.lora_id, workflow.info().workflow_id),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=_QUICK,
+            )
+        except ActivityError as exc:
+            if not (request.replicate_fallback and _error_type(exc) == ErrorType.GPUS_EXHAUSTED):
+                raise
+            workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
+            return await self._train_on_replicate(request, dataset)
+        self._machine = pod
+        return await self._train_on_pod(request, pod, dataset)
+
+    async def _train_on_pod(
+        self, request: TrainLoraInput, pod: PodHandle, dataset: list[str]
+    ) -> StagedArtifact:
+        self._set(pod_id=pod.pod_id, phase="starting_pod")
+        self._machine = pod = await workflow.execute_activity_method(
+            PodActivities.wait_pod_ready,
+            WaitPodReadyInput(pod),
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=_QUICK,
+        )
+        self._set(phase="uploading")
+        await workflow.execute_activity_method(
+            PodActivities.upload_images,
+            UploadImagesInput(pod, dataset),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=_QUICK,
+        )
+        await workflow.execute_activity_method(
+            PodActivities.run_training,
+            RunTrainingInput(pod, workflow.info().workflow_id, request.params),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_QUICK,
+        )
+        self._set(phase="training")
+        finished = await self._follow_training(pod, request)
+        if finished.state != "succeeded" or not finished.sha256:
+            raise ApplicationError(f"training failed: {finished.error or finished.state}", non_retryable=True)
+        self._set(phase="downloading")
+        return await workflow.execute_activity_method(
+            PodActivities.download_artifact,
+            DownloadArtifactInput(request.lora_id, pod, finished.sha256),
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=_QUICK,
+        )
+
+    async def _follow_training(self, pod: PodHandle, request: TrainLoraInput) -> AgentProgress:
         version = -1
         while True:
             _check_caps(pod, request)
-            progress = await workflow.execute_activity(
-                "poll_training",
-                args=[workflow.info().workflow_id, pod, version, POLL_WAIT_S],
-                result_type=AgentProgress,
+            progress = await workflow.execute_activity_method(
+                PodActivities.poll_training,
+                PollTrainingInput(workflow.info().workflow_id, pod, version, POLL_WAIT_S),
                 start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
                 heartbeat_timeout=timedelta(seconds=POLL_WAIT_S + 15),
                 retry_policy=_QUICK,
@@ -261,16 +255,58 @@ class TrainLoraWorkflow:
             if progress.state in ("succeeded", "failed"):
                 return progress
 
-    async def _cleanup(self, pod: PodRef) -> float:
-        self._price = pod.price_per_hour
-        self._set(phase="cleaning_up")
-        return await workflow.execute_activity(
-            "replicate_cancel" if pod.provider == "replicate" else "cleanup_pod",
-            pod,
-            result_type=float,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=_FOREVER,
+    async def _train_on_replicate(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+        """The fallback: Replicate's trainings API in place of a pod and its agent."""
+        self._machine = training = await workflow.execute_activity_method(
+            ReplicateActivities.replicate_start,
+            ReplicateStartInput(request.lora_id, workflow.info().workflow_id, dataset, request.params),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=_QUICK,
         )
+        self._set(pod_id=training.recorded_id, phase="training")
+        while True:
+            _check_caps(training, request)
+            progress = await workflow.execute_activity_method(
+                ReplicateActivities.replicate_poll,
+                ReplicatePollInput(training, POLL_WAIT_S),
+                start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=_QUICK,
+            )
+            if progress.state in ("succeeded", "failed"):
+                break
+        if progress.state != "succeeded":
+            raise ApplicationError(
+                f"training failed on Replicate: {progress.error or progress.phase}", non_retryable=True
+            )
+        self._set(phase="downloading")
+        return await workflow.execute_activity_method(
+            ReplicateActivities.replicate_download,
+            ReplicateDownloadInput(request.lora_id, training),
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=_QUICK,
+        )
+
+    async def _cleanup(self, machine: Machine) -> float:
+        """End the pod (or the Replicate training); its billed seconds."""
+        self._price = machine.price_per_hour
+        self._set(phase="cleaning_up")
+        timeout = timedelta(minutes=2)
+        if isinstance(machine, ReplicateTrainingHandle):
+            released = await workflow.execute_activity_method(
+                ReplicateActivities.replicate_cancel,
+                ReplicateCancelInput(machine),
+                start_to_close_timeout=timeout,
+                retry_policy=_FOREVER,
+            )
+        else:
+            released = await workflow.execute_activity_method(
+                PodActivities.cleanup_pod,
+                CleanupPodInput(machine),
+                start_to_close_timeout=timeout,
+                retry_policy=_FOREVER,
+            )
+        return released.billed_s
 
     async def _validate(
         self, request: TrainLoraInput, stored: StoredLora, dataset: list[str], trigger: str
@@ -279,14 +315,13 @@ class TrainLoraWorkflow:
             ValidationRequest(
                 request.lora_id, i, prompt.format(trigger=trigger), 1000 + i, stored.key, dataset
             )
-            for i, prompt in enumerate(PROMPTS)
+            for i, prompt in enumerate(request.validation_prompts)
         ]
         results = await asyncio.gather(
             *[
-                workflow.execute_activity(
-                    "validate_image",
+                workflow.execute_activity_method(
+                    ValidationActivities.validate_image,
                     r,
-                    result_type=ValidationScore,
                     start_to_close_timeout=timedelta(minutes=15),
                     heartbeat_timeout=timedelta(minutes=5),
                     retry_policy=_QUICK,
@@ -298,9 +333,9 @@ class TrainLoraWorkflow:
         return [r for r in results if isinstance(r, ValidationScore)]
 
     async def _finish(self, request: TrainLoraInput, outcome: TrainingOutcome) -> TrainingOutcome:
-        await workflow.execute_activity(
-            "record_outcome",
-            args=[workflow.info().workflow_id, outcome],
+        await workflow.execute_activity_method(
+            LibraryActivities.record_outcome,
+            RecordOutcomeInput(workflow.info().workflow_id, outcome),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=_FOREVER,
         )
@@ -308,18 +343,9 @@ class TrainLoraWorkflow:
             status=outcome.status,
             phase=outcome.status,
             error=outcome.error,
-            progress=100 if outcome.status == "completed" else self._progress.progress,
+            progress=100 if outcome.status == TrainingStatus.COMPLETED else self._progress.progress,
         )
-        meter = workflow.metric_meter()  # records nothing while replaying
-        meter.create_counter(
-            f"loraflow_trainings_{outcome.status}", f"Trainings ended {outcome.status}."
-        ).add(1)
-        meter.create_histogram_float(
-            "loraflow_pod_seconds", "Billable pod seconds per training.", "s"
-        ).record(outcome.pod_seconds)
-        meter.create_histogram_float("loraflow_training_cost_usd", "Pod cost per training.", "USD").record(
-            outcome.cost_usd
-        )
+        _record_metrics(outcome)
         finished = LoraFinished(
             lora_id=request.lora_id,
             status=outcome.status,
@@ -338,8 +364,8 @@ class TrainLoraWorkflow:
         # The completion webhook: retried with backoff for about a day, then given up (logged);
         # a receiver that is down never holds the training open for longer.
         try:
-            await workflow.execute_activity(
-                "send_webhook",
+            await workflow.execute_activity_method(
+                NotifyActivities.send_webhook,
                 finished,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(
@@ -354,9 +380,9 @@ class TrainLoraWorkflow:
             workflow.logger.warning("completion webhook not delivered: %s", _reason(exc))
         return outcome
 
-    async def _status(self, lora_id: str, status: str, phase: str) -> None:
-        await workflow.execute_activity(
-            "record_status",
+    async def _status(self, lora_id: str, status: TrainingStatus, phase: str) -> None:
+        await workflow.execute_activity_method(
+            RecordActivities.record_status,
             StatusChange(lora_id, status),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_QUICK,
@@ -364,11 +390,10 @@ class TrainLoraWorkflow:
         self._set(status=status, phase=phase)
 
     def _set(self, **changes: object) -> None:
-        self._progress = replace(self._progress, **changes)
-        p = self._progress
-        workflow.upsert_search_attributes(
-            [LORA_STATUS.value_set(p.status), LORA_PROGRESS.value_set(p.progress)]
-        )
+        """Change the live progress (the query's answer and the current details); the search
+        attributes follow only on a transition."""
+        self._progress = p = replace(self._progress, **changes)
+        self._index(p)
         detail = f"**{p.status}** · {p.phase}"
         if p.total_steps:
             detail += f" · step {p.step}/{p.total_steps} ({p.progress}%)"
@@ -380,11 +405,50 @@ class TrainLoraWorkflow:
             detail += f" · {p.error}"
         workflow.set_current_details(detail)
 
+    def _index(self, p: TrainingProgress) -> None:
+        """Upsert ``LoraStatus`` when the status changed, ``LoraProgress`` when the progress
+        crossed a step: one command per transition, none per poll."""
+        updates = []
+        if p.status != self._indexed_status:
+            self._indexed_status = p.status
+            updates.append(LORA_STATUS.value_set(str(p.status)))
+        step = p.progress // PROGRESS_STEP * PROGRESS_STEP
+        if step != self._indexed_progress:
+            self._indexed_progress = step
+            updates.append(LORA_PROGRESS.value_set(step))
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
-def _check_caps(pod: PodRef, request: TrainLoraInput) -> None:
+
+def _judge(request: TrainLoraInput, outcome: TrainingOutcome) -> None:
+    """The verdict: every validation image generated, and enough of them show the character."""
+    prompts = len(request.validation_prompts)
+    generated = len(outcome.scores) == prompts
+    shown = sum(s.shows_character for s in outcome.scores)
+    if generated and shown >= VALIDATION_IMAGES_NEEDED:
+        outcome.status = TrainingStatus.COMPLETED
+    else:
+        outcome.error = (
+            f"validation failed: {shown} of {prompts} validation images show the character "
+            f"(at least {VALIDATION_IMAGES_NEEDED} must). Try more, or more varied, character images."
+        )
+
+
+def _record_metrics(outcome: TrainingOutcome) -> None:
+    meter = workflow.metric_meter()  # records nothing while replaying
+    meter.create_counter(f"loraflow_trainings_{outcome.status}", f"Trainings ended {outcome.status}.").add(1)
+    meter.create_histogram_float("loraflow_pod_seconds", "Billable pod seconds per training.", "s").record(
+        outcome.pod_seconds
+    )
+    meter.create_histogram_float("loraflow_training_cost_usd", "Pod cost per training.", "USD").record(
+        outcome.cost_usd
+    )
+
+
+def _check_caps(machine: Machine, request: TrainLoraInput) -> None:
     stop = cap_reason(
-        workflow.now().timestamp() - pod.created_at,
-        pod.price_per_hour,
+        workflow.now().timestamp() - machine.created_at,
+        machine.price_per_hour,
         cost_cap_usd=request.cost_cap_usd,
         max_training_s=request.max_training_s,
     )

@@ -8,16 +8,21 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+with workflow.unsafe.imports_passed_through():
+    from activities.maintenance import MaintenanceActivities
+    from loraflow.contracts.maintenance import PurgeValidationImagesInput
+
 
 @workflow.defn(name="PurgeValidationImagesWorkflow")
 class PurgeValidationImagesWorkflow:
     @workflow.run
-    async def run(self, max_age_days: int) -> int:
-        return await workflow.execute_activity(
-            "purge_validation_images",
-            max_age_days,
-            result_type=int,
+    async def run(self, request: PurgeValidationImagesInput) -> int:
+        """How many LoRAs' validation images it deleted."""
+        purged = await workflow.execute_activity_method(
+            MaintenanceActivities.purge_validation_images,
+            request,
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=20),
         )
+        return purged.loras

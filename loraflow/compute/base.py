@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from loraflow.contracts.lora_training import PodHandle
+
 
 class PodStatus(enum.StrEnum):
     starting = "starting"  # asked for; the agent may not answer yet
@@ -16,26 +18,23 @@ class PodStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Pod:
-    provider: str
-    pod_id: str
-    name: str
+class PodState:
+    """What a provider reports about a pod: the handle the workflow keeps (how to reach the
+    agent, what it costs) and the pod's status now."""
+
+    handle: PodHandle
     status: PodStatus
-    endpoint: str | None  # base URL of the pod agent
-    token: str  # the pod agent's bearer token
-    price_per_hour: float  # USD
-    created_at: float  # unix seconds
 
 
 class ComputeProvider(Protocol):
     name: str
 
-    def create(self, name: str) -> Pod:
+    def create(self, name: str) -> PodState:
         """The pod called ``name``: the existing one if there is one, else a new one. Calling it
         again after a timeout or crash never makes a second pod."""
         ...
 
-    def describe(self, pod_id: str) -> Pod:
+    def describe(self, pod_id: str) -> PodState:
         """The pod's current state; ``terminated`` once it is gone (also if it never existed)."""
         ...
 
@@ -43,7 +42,7 @@ class ComputeProvider(Protocol):
         """Ask for the pod to be gone. Idempotent; confirm with ``describe``."""
         ...
 
-    def list_pods(self) -> list[Pod]:
+    def list_pods(self) -> list[PodState]:
         """loraflow's pods that are not terminated (for the orphan sweeper)."""
         ...
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from loraflow.compute.base import Pod, PodStatus
+from loraflow.compute.base import PodState, PodStatus
+from loraflow.contracts.lora_training import PodHandle
 from loraflow.errors import ProviderError
 from loraflow.net import free_port
 
@@ -54,7 +55,7 @@ class LocalProvider:
 
     # -- interface ----------------------------------------------------------------------
 
-    def create(self, name: str) -> Pod:
+    def create(self, name: str) -> PodState:
         _check_name(name)
         with self._locked():
             record = self._read(name)
@@ -77,10 +78,11 @@ class LocalProvider:
                 self._write(record)
             return self._pod(record)
 
-    def describe(self, pod_id: str) -> Pod:
+    def describe(self, pod_id: str) -> PodState:
         record = self._by_id(pod_id)
         if record is None:
-            return Pod(self.name, pod_id, "", PodStatus.terminated, None, "", self._price, 0.0)
+            gone = PodHandle(self.name, pod_id, "", None, "", self._price, 0.0)
+            return PodState(gone, PodStatus.terminated)
         return self._pod(record)
 
     def terminate(self, pod_id: str) -> None:
@@ -102,7 +104,7 @@ class LocalProvider:
             record["terminated_at"] = time.time()
             self._write(record)
 
-    def list_pods(self) -> list[Pod]:
+    def list_pods(self) -> list[PodState]:
         pods = []
         for path in sorted(self._dir.glob("*.json")):
             record = json.loads(path.read_text())
@@ -115,23 +117,23 @@ class LocalProvider:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _pod(self, record: dict) -> Pod:
+    def _pod(self, record: dict) -> PodState:
         if record["terminated"] or (self._ended_itself(record) and not self._alive(record)):
             status = PodStatus.terminated
         elif self._alive(record):
             status = PodStatus.running
         else:
             status = PodStatus.exited
-        return Pod(
+        handle = PodHandle(
             provider=self.name,
             pod_id=record["pod_id"],
             name=record["name"],
-            status=status,
             endpoint=f"http://127.0.0.1:{record['port']}",
             token=record["token"],
             price_per_hour=self._price,
             created_at=record["created_at"],
         )
+        return PodState(handle, status)
 
     def _spawn(self, record: dict) -> int:
         workdir = self._dir / record["name"]

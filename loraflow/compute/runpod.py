@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from loraflow.compute.base import Pod, PodStatus
+from loraflow.compute.base import PodState, PodStatus
 from loraflow.compute.runpod_api import (
     Cloud,
     CreateGpuConfig,
@@ -53,15 +53,16 @@ from loraflow.compute.runpod_api import (
 )
 from loraflow.compute.runpod_api import Pod as ApiPod
 from loraflow.compute.runpod_api import PodStatus as ApiPodStatus
+from loraflow.contracts.lora_training import PodHandle
+from loraflow.contracts.names import POD_NAME_PREFIX
 from loraflow.errors import GpusExhausted, ProviderError
 from loraflow.logging import get_logger
 
-__all__ = ["AGENT_PORT", "NAME_PREFIX", "GpusExhausted", "RunPodConfig", "RunPodProvider"]
+__all__ = ["AGENT_PORT", "GpusExhausted", "RunPodConfig", "RunPodProvider"]
 
 log = get_logger(__name__)
 
 AGENT_PORT = 8080
-NAME_PREFIX = "lf-"
 _STATUS = {
     ApiPodStatus.PROVISIONING: PodStatus.starting,
     ApiPodStatus.STARTING: PodStatus.starting,
@@ -120,7 +121,7 @@ class RunPodProvider:
 
     # -- interface ----------------------------------------------------------------------
 
-    def create(self, name: str) -> Pod:
+    def create(self, name: str) -> PodState:
         found = self._find(name)
         if found is not None:
             return found
@@ -137,7 +138,7 @@ class RunPodProvider:
                 raise ProviderError(f"creating pod {name}: no answer from RunPod") from None
             if r.status_code == 201:
                 pod = self._pod(r.json())
-                log.info("runpod_pod_created", pod_id=pod.pod_id, name=name, gpu_type=gpu_type)
+                log.info("runpod_pod_created", pod_id=pod.handle.pod_id, name=name, gpu_type=gpu_type)
                 return pod
             problem = _problem_text(r)
             if r.status_code in (400, 403):
@@ -155,12 +156,11 @@ class RunPodProvider:
         log.error("runpod_no_candidate_placed", name=name, refused=refused)
         raise GpusExhausted(f"RunPod could not place a pod on any GPU type: {'; '.join(refused)}")
 
-    def describe(self, pod_id: str) -> Pod:
+    def describe(self, pod_id: str) -> PodState:
         r = self._request("GET", f"/v2/pods/{pod_id}")
         if r.status_code == 404:
-            return Pod(
-                self.name, pod_id, "", PodStatus.terminated, None, "", self._prices.get(pod_id, 0.0), 0.0
-            )
+            gone = PodHandle(self.name, pod_id, "", None, "", self._prices.get(pod_id, 0.0), 0.0)
+            return PodState(gone, PodStatus.terminated)
         _raise_for(r, f"describing pod {pod_id}")
         return self._pod(r.json())
 
@@ -169,9 +169,11 @@ class RunPodProvider:
         if r.status_code not in (204, 404):
             _raise_for(r, f"terminating pod {pod_id}")
 
-    def list_pods(self) -> list[Pod]:
+    def list_pods(self) -> list[PodState]:
         return [
-            p for p in self._all_pods() if p.name.startswith(NAME_PREFIX) and p.status != PodStatus.terminated
+            p
+            for p in self._all_pods()
+            if p.handle.name.startswith(POD_NAME_PREFIX) and p.status != PodStatus.terminated
         ]
 
     def price_per_hour(self) -> float:
@@ -200,7 +202,7 @@ class RunPodProvider:
         )
         return request.model_dump(mode="json", exclude_none=True)
 
-    def _all_pods(self) -> list[Pod]:
+    def _all_pods(self) -> list[PodState]:
         r = self._request("GET", "/v2/pods")
         _raise_for(r, "listing pods")
         try:
@@ -209,33 +211,33 @@ class RunPodProvider:
             raise ProviderError(f"RunPod's pod list does not match its API document: {exc}") from exc
         return [self._from_api(p) for p in listed.pods]
 
-    def _find(self, name: str) -> Pod | None:
+    def _find(self, name: str) -> PodState | None:
         for pod in self._all_pods():
-            if pod.name == name and pod.status != PodStatus.terminated:
+            if pod.handle.name == name and pod.status != PodStatus.terminated:
                 return pod
         return None
 
-    def _pod(self, data: Any) -> Pod:
+    def _pod(self, data: Any) -> PodState:
         try:
             return self._from_api(ApiPod.model_validate(data))
         except ValidationError as exc:
             raise ProviderError(f"RunPod's pod does not match its API document: {exc}") from exc
 
-    def _from_api(self, pod: ApiPod) -> Pod:
+    def _from_api(self, pod: ApiPod) -> PodState:
         # ``cost`` drops to 0.0 once a pod is EXITED or TERMINATED: keep the price it ran at.
         price = max(pod.cost, self._prices.get(pod.id, 0.0))
         self._prices[pod.id] = price
         status = _STATUS[pod.status]
-        return Pod(
+        handle = PodHandle(
             provider=self.name,
             pod_id=pod.id,
             name=pod.name,
-            status=status,
             endpoint=self._endpoint(pod.id, pod.runtime) if status == PodStatus.running else None,
             token=self.token_for(pod.name),
             price_per_hour=price,
             created_at=pod.createdAt.timestamp(),
         )
+        return PodState(handle, status)
 
     def _endpoint(self, pod_id: str, runtime: PodRuntime | None) -> str | None:
         if runtime is None:  # null until the container runs: not reachable yet

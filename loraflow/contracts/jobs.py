@@ -6,9 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from loraflow.contracts.limits import MAX_IMAGES, UPLOADS_ALONE
-
-#: Phase 2 composition: with this many uploads the user's images are used alone.
+from loraflow.contracts.limits import (
+    MAX_IMAGES,
+    MAX_TRAINING_S,
+    PENDING_IMAGES_WAIT_S,
+    TRAINING_COST_CAP_USD,
+    UPLOADS_ALONE,
+)
+from loraflow.contracts.status import TrainingStatus
 
 
 @dataclass
@@ -26,7 +31,7 @@ class JobLoraRequest:
     lora_name: str
     notify_workflow_id: str | None = None  # gets `lora_characters` and `lora_finished` signals
     params: dict[str, Any] = field(default_factory=dict)
-    image_wait_s: float = 86400.0
+    image_wait_s: float = PENDING_IMAGES_WAIT_S
 
 
 @dataclass
@@ -40,8 +45,8 @@ class CharacterLora:
 class JobDataset:
     keys: list[str]  # storage keys of the images to train on
     params: dict[str, Any]  # the resolved training parameters recorded on the LoRA
-    cost_cap_usd: float = 5.0  # the worker's settings, for the child TrainLoraWorkflow
-    max_training_s: float = 3 * 3600.0
+    cost_cap_usd: float = TRAINING_COST_CAP_USD  # the worker's settings, for the child TrainLoraWorkflow
+    max_training_s: float = MAX_TRAINING_S
     replicate_fallback: bool = False
 
 
@@ -66,7 +71,7 @@ class LoraFinished:
     """Sent to the orchestrator (signal ``lora_finished``) when a LoRA completes or fails."""
 
     lora_id: str
-    status: str  # completed | failed
+    status: TrainingStatus  # completed | failed
     error: str | None = None
     character_id: str | None = None
     job_id: str | None = None
@@ -78,14 +83,40 @@ class JobLoraStatus:
     lora_id: str
     name: str
     character_id: str | None
-    status: str
+    status: TrainingStatus
     progress: int
     error: str | None
     ready: bool  # completed and validated: usable for this job's clips
 
 
-def job_workflow_id(job_id: str) -> str:
-    return f"lora-job-{job_id}"
+# -- activity inputs (each activity takes one; a field added later needs a default) ----------
+
+
+@dataclass
+class CreateJobLoraInput:
+    """create_job_lora: the job's pending LoRA for ``slot`` ("primary", or a character id)."""
+
+    job_id: str
+    user_id: str
+    name: str
+    slot: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FetchReferencesInput:
+    user_id: str
+    lora_id: str
+    character_id: str
+    urls: list[str]
+
+
+@dataclass
+class JobLoraStatusRequest:
+    """``job_lora_status``'s input: public (the orchestrator runs it through
+    ``loraflow.client.job_lora_status``)."""
+
+    job_id: str
 
 
 def group_references(references: list[ReferenceImage]) -> list[tuple[str, list[str]]]:

@@ -1,10 +1,28 @@
 """What the training workflow and its activities pass each other: plain dataclasses only, so the
-workflow sandbox can import this module (no I/O, no torch, no psycopg)."""
+workflow sandbox can import this module (no I/O, no torch, no psycopg).
+
+Every activity takes one input dataclass and returns one result (a dataclass, or None). A field
+added later must have a default: a task an older workflow scheduled, or a schedule's stored
+input, still decodes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from loraflow.contracts.limits import MAX_TRAINING_S, PENDING_IMAGES_WAIT_S, TRAINING_COST_CAP_USD
+from loraflow.contracts.names import replicate_handle
+from loraflow.contracts.status import TrainingStatus
+
+#: The validation images' prompts (``{trigger}`` becomes the trigger word), one validate_image
+#: activity each. They travel in ``TrainLoraInput``, so editing them never changes the commands
+#: of a workflow already running.
+DEFAULT_VALIDATION_PROMPTS = (
+    "a photo of {trigger} character",
+    "{trigger} character standing in a park",
+    "portrait of {trigger} character, smiling",
+)
 
 
 @dataclass
@@ -15,25 +33,49 @@ class TrainLoraInput:
     params: dict[str, Any]  # train_lora.TrainConfig options (steps, rank, ...)
     base_model_family: str = "sdxl"
     #: With fewer than MIN_IMAGES keys the workflow waits this long for an ``add_images`` signal.
-    image_wait_s: float = 86400.0
+    image_wait_s: float = PENDING_IMAGES_WAIT_S
     #: A workflow (the video-job orchestrator's) signalled ``lora_finished`` with the outcome.
     notify_workflow_id: str | None = None
     character_id: str | None = None  # set for a job's LoRAs: the character it is of
-    cost_cap_usd: float = 5.0  # a running training is stopped when its pod cost reaches this
-    max_training_s: float = 3 * 3600.0  # ... or when its pod has run this long
+    cost_cap_usd: float = TRAINING_COST_CAP_USD  # a running training stops when its pod cost reaches this
+    max_training_s: float = MAX_TRAINING_S  # ... or when its pod has run this long
     replicate_fallback: bool = False  # when the pod provider has no GPU, train on Replicate
     job_id: str | None = None
+    validation_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_VALIDATION_PROMPTS))
 
 
-@dataclass
-class PodRef:
+# -- what the workflow holds while a machine trains -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodHandle:
+    """A training pod, as the workflow holds it: how to reach its agent and what it costs.
+
+    The one pod handle: providers report a pod as ``loraflow.compute.PodState`` (this handle
+    and the pod's status now); the workflow passes only the handle."""
+
     provider: str
     pod_id: str
     name: str
-    endpoint: str
-    token: str
-    price_per_hour: float
-    created_at: float
+    endpoint: str | None  # the agent's base URL; None until the provider knows it
+    token: str  # the agent's bearer token
+    price_per_hour: float  # USD
+    created_at: float  # unix seconds
+
+
+@dataclass(frozen=True)
+class ReplicateTrainingHandle:
+    """A training on Replicate (the fallback when the pod provider has no GPU): no pod, no
+    agent; cleanup cancels it instead of terminating a pod."""
+
+    training_id: str
+    price_per_hour: float  # USD, what Replicate's hardware for the trainer costs
+    created_at: float  # unix seconds
+
+    @property
+    def recorded_id(self) -> str:
+        """How it is recorded where a pod id would be (``lora_training_jobs.runpod_pod_id``)."""
+        return replicate_handle(self.training_id)
 
 
 @dataclass
@@ -54,7 +96,7 @@ class AgentProgress:
 class TrainingProgress:
     """The live state a query returns and the Web UI shows."""
 
-    status: str = "pending"  # lora_models.training_status
+    status: TrainingStatus = TrainingStatus.PENDING  # lora_models.training_status
     phase: str = "pending"  # finer: preparing, creating_pod, uploading, training, downloading, ...
     step: int = 0
     total_steps: int = 0
@@ -82,6 +124,8 @@ class StoredLora:
 
 @dataclass
 class ValidationRequest:
+    """validate_image's input: one prompt, generated with and without the LoRA."""
+
     lora_id: str
     index: int
     prompt: str
@@ -104,9 +148,133 @@ class ValidationScore:
 @dataclass
 class TrainingOutcome:
     lora_id: str
-    status: str  # completed | failed
+    status: TrainingStatus  # completed | failed
     error: str | None = None
     stored: StoredLora | None = None
     scores: list[ValidationScore] = field(default_factory=list)
     cost_usd: float = 0.0
     pod_seconds: float = 0.0
+
+
+# -- activity inputs and results ---------------------------------------------------------------
+
+
+@dataclass
+class StatusChange:
+    """record_status's input: the LoRA's training_status (and the reason, when it failed)."""
+
+    lora_id: str
+    status: TrainingStatus
+    error_message: str | None = None
+
+
+@dataclass
+class PrepareDatasetInput:
+    lora_id: str
+    image_keys: list[str]
+
+
+@dataclass
+class PreparedDataset:
+    keys: list[str]  # the checked, normalised images under the staging bucket, in order
+
+
+@dataclass
+class CreatePodInput:
+    lora_id: str
+    workflow_id: str  # the pod is named after it (``names.pod_name``): found again after a crash
+
+
+@dataclass
+class WaitPodReadyInput:
+    pod: PodHandle
+
+
+@dataclass
+class UploadImagesInput:
+    pod: PodHandle
+    keys: list[str]
+
+
+@dataclass
+class UploadedImages:
+    count: int
+
+
+@dataclass
+class RunTrainingInput:
+    pod: PodHandle
+    run_id: str
+    params: dict[str, Any]
+
+
+@dataclass
+class PollTrainingInput:
+    workflow_id: str
+    pod: PodHandle
+    after_version: int  # the agent answers once its progress is newer than this
+    wait_s: float  # ... or after this long with what it has
+
+
+@dataclass
+class DownloadArtifactInput:
+    lora_id: str
+    pod: PodHandle
+    sha256: str  # what the agent said the file's hash is
+
+
+@dataclass
+class CleanupPodInput:
+    pod: PodHandle
+
+
+@dataclass
+class MachineReleased:
+    """cleanup_pod's and replicate_cancel's result: the machine is gone (or the training ended)."""
+
+    billed_s: float  # the seconds it billed
+
+
+@dataclass
+class ReplicateStartInput:
+    lora_id: str
+    workflow_id: str
+    dataset: list[str]  # the prepared dataset's keys
+    params: dict[str, Any]
+
+
+@dataclass
+class ReplicatePollInput:
+    training: ReplicateTrainingHandle
+    wait_s: float
+
+
+@dataclass
+class ReplicateDownloadInput:
+    lora_id: str
+    training: ReplicateTrainingHandle
+
+
+@dataclass
+class ReplicateCancelInput:
+    training: ReplicateTrainingHandle
+
+
+@dataclass
+class StoreLoraInput:
+    lora_id: str
+    staged: StagedArtifact
+    trigger_word: str
+
+
+@dataclass
+class RecordOutcomeInput:
+    workflow_id: str
+    outcome: TrainingOutcome
+
+
+@dataclass
+class WebhookDelivery:
+    """send_webhook's result."""
+
+    delivered: bool  # False when no webhook is configured

@@ -7,6 +7,7 @@ it can never disagree. Standard library only: the workflow sandbox imports this 
 from __future__ import annotations
 
 import enum
+import uuid
 
 __all__ = [
     "JOB_WORKFLOW_PREFIX",
@@ -26,6 +27,7 @@ __all__ = [
     "staged_image_key",
     "stored_lora_key",
     "train_workflow_id",
+    "training_job_id",
     "uploaded_image_key",
     "validation_image_key",
     "validation_prefix",
@@ -75,6 +77,15 @@ def pod_name(workflow_id: str) -> str:
 
 def replicate_handle(training_id: str) -> str:
     return f"{REPLICATE_HANDLE_PREFIX}{training_id}"
+
+
+_TRAINING_JOB_NAMESPACE = uuid.UUID("6c6f7261-666c-6f77-0000-000000000001")
+
+
+def training_job_id(workflow_id: str) -> str:
+    """The ``lora_training_jobs`` row of a training workflow: one per workflow, with an id a
+    retried activity computes again."""
+    return str(uuid.uuid5(_TRAINING_JOB_NAMESPACE, workflow_id))
 
 
 def uploaded_image_key(user_id: str, lora_id: str, index: int, extension: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -66,7 +66,9 @@ def migrate(dsn: str, sql_dir: Path, *, monthly_limit: int | None = None) -> lis
                        checksum TEXT NOT NULL,
                        applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             )
-            done = dict(conn.execute("SELECT version, checksum FROM loraflow_migrations").fetchall())
+            done: dict[str, str] = dict(
+                conn.execute("SELECT version, checksum FROM loraflow_migrations").fetchall()
+            )
             for migration in load_migrations(sql_dir):
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:
@@ -133,13 +135,25 @@ async def as_caller(
             "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
             [role, json.dumps(caller.claims)],
         )
-        yield conn
+        yield _dict_rows(conn)
 
 
 @asynccontextmanager
 async def as_service(
-    pool: AsyncConnectionPool,
+    pool: AsyncConnectionPool, *, acting_for: Caller | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-    """A transaction as the service itself (the worker's writes: status, files, cost)."""
+    """A transaction as the service itself (the worker's writes: status, files, cost).
+
+    ``acting_for``: the service writes on a user's behalf (a video job's LoRA and its job slot,
+    in one transaction): ``auth.uid()`` is that user's, the privileges stay the service's."""
     async with pool.connection() as conn, conn.transaction():
-        yield conn
+        if acting_for is not None:
+            await conn.execute(
+                "SELECT set_config('request.jwt.claims', %s, true)", [json.dumps(acting_for.claims)]
+            )
+        yield _dict_rows(conn)
+
+
+def _dict_rows(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """The pool's connections return dict rows (``create_pool`` sets ``row_factory=dict_row``)."""
+    return cast("psycopg.AsyncConnection[dict[str, Any]]", conn)

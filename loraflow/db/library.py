@@ -1,4 +1,5 @@
-"""The LoRA library in PostgreSQL: create, list, read. Persistence only; no HTTP here."""
+"""The LoRA library in PostgreSQL: create, list, read, and the service's writes of a LoRA's
+training parameters and failure. Persistence only; no HTTP here. (Its dataset: ``datasets``.)"""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
+from loraflow.contracts.status import TrainingStatus
 from loraflow.db import Caller
 from loraflow.errors import DuplicateName, LoraNotFound, MonthlyLimitReached
-
-TRAINING_STATUSES = ("pending", "training", "validating", "completed", "failed")
-ACTIVE_STATUSES = ("pending", "training", "validating")
 
 #: SQLSTATEs raised by our own triggers (sql/0002_lora_library.sql).
 SQLSTATE_MONTHLY_LIMIT = "LF429"
@@ -56,8 +56,6 @@ async def create_lora(conn: psycopg.AsyncConnection[Any], caller: Caller, new: N
     The monthly limit and per-user name uniqueness are enforced by the database (a trigger
     under a per-user lock, and a unique index), so concurrent requests cannot exceed them.
     """
-    from psycopg.types.json import Jsonb
-
     await conn.execute("SELECT loraflow_ensure_user()")
     try:
         async with conn.transaction():  # a savepoint: the caller's transaction stays usable
@@ -95,7 +93,7 @@ async def create_lora(conn: psycopg.AsyncConnection[Any], caller: Caller, new: N
 async def list_loras(
     conn: psycopg.AsyncConnection[Any],
     *,
-    status: str | None,
+    status: TrainingStatus | None,
     search: str | None,
     sort: Sort,
     limit: int,
@@ -106,7 +104,7 @@ async def list_loras(
     params: list[Any] = []
     if status:
         where.append(sql.SQL("training_status = %s"))
-        params.append(status)
+        params.append(TrainingStatus(status).value)
     if search:
         where.append(sql.SQL("search_text LIKE %s"))
         params.append("%" + _escape_like(search.lower()) + "%")
@@ -122,7 +120,7 @@ async def list_loras(
         count = sql.SQL("SELECT coalesce(sum(n), 0) AS total FROM lora_library_counts{where}").format(
             where=sql.SQL(" WHERE training_status = %s") if status else sql.SQL("")
         )
-        count_params = [status] if status else []
+        count_params = [TrainingStatus(status).value] if status else []
     rows = await (await conn.execute(page, [*params, limit, offset])).fetchall()
     total_row = await (await conn.execute(count, count_params)).fetchone()
     return rows, int(total_row["total"]) if total_row else 0
@@ -153,6 +151,27 @@ async def get_training_status(conn: psycopg.AsyncConnection[Any], lora_id: uuid.
     if row is None:
         raise LoraNotFound(lora_id)
     return row
+
+
+async def record_training_params(
+    conn: psycopg.AsyncConnection[Any], lora_id: str, params: dict[str, Any]
+) -> None:
+    """Record the parameters the LoRA trains with (as the service: clients do not choose them)
+    and its trigger word."""
+    await conn.execute(
+        "UPDATE lora_models SET training_params = %s, trigger_word = %s WHERE id = %s",
+        [Jsonb(params), params.get("trigger_word"), lora_id],
+    )
+
+
+async def mark_failed(conn: psycopg.AsyncConnection[Any], lora_id: str, reason: str) -> None:
+    """End a LoRA that is not finished as failed (which frees its name and does not count
+    toward the monthly limit); a finished one is left as it is."""
+    await conn.execute(
+        """UPDATE lora_models SET training_status = %s, error_message = %s, completed_at = now()
+            WHERE id = %s AND training_status <> ALL(%s)""",
+        [TrainingStatus.FAILED.value, reason, lora_id, [s.value for s in TrainingStatus if s.finished]],
+    )
 
 
 def _escape_like(text: str) -> str:

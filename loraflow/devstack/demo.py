@@ -55,7 +55,7 @@ async def run_demo(settings: Settings) -> int:
     from temporalio.client import Client
 
     from loraflow.contracts.lora_training import TrainingOutcome
-    from workflows.lora_training import workflow_id_for
+    from loraflow.contracts.names import train_workflow_id
 
     started = time.monotonic()
     # The demo's output is its progress bar: the stack's processes log warnings and errors only.
@@ -100,7 +100,7 @@ async def run_demo(settings: Settings) -> int:
         client = await Client.connect(
             f"127.0.0.1:{settings.dev_temporal_port}", namespace=settings.temporal_namespace
         )
-        handle = client.get_workflow_handle(workflow_id_for(lora_id), result_type=TrainingOutcome)
+        handle = client.get_workflow_handle(train_workflow_id(lora_id), result_type=TrainingOutcome)
         outcome = await handle.result()
         print(
             f"\nstatus        {detail['training_status']}"
@@ -121,7 +121,7 @@ async def run_demo(settings: Settings) -> int:
         print(f"elapsed       {time.monotonic() - started:.0f}s")
         print(
             f"Web UI        {stack.ui_url}/namespaces/{settings.temporal_namespace}"
-            f"/workflows/{workflow_id_for(lora_id)}"
+            f"/workflows/{train_workflow_id(lora_id)}"
         )
         return 0 if detail["training_status"] == "completed" else 1
     finally:

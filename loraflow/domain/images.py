@@ -87,8 +87,8 @@ def check_dataset(images: Sequence[CheckedImage], *, already: int = 0) -> None:
 
 def normalise_image(data: bytes) -> bytes:
     """EXIF orientation applied, RGB, longer side at most NORMALISED_MAX_SIDE, as PNG."""
-    with Image.open(io.BytesIO(data)) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
         image.thumbnail((NORMALISED_MAX_SIDE, NORMALISED_MAX_SIDE), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         image.save(out, format="PNG", optimize=False)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from loraflow.domain.clips import AppliedLora
-from loraflow.ml.validation import TrainedTokens, read_trained_tokens, use_trained_tokens, with_tokens
+from loraflow.ml.pipelines import SdxlPipeline
+from loraflow.ml.trained_tokens import TrainedTokens, read_trained_tokens, use_trained_tokens, with_tokens
 from loraflow.storage import Storage
 
 
@@ -64,9 +65,10 @@ class LocalKeyframes:
     loading one. Older adapters are deleted (``delete_adapters``) beyond ``resident``."""
 
     def __init__(
-        self, base_model_path: str, cache: LoraFileCache, *, steps: int = 20, resident: int = 4
+        self, pipeline: SdxlPipeline | str, cache: LoraFileCache, *, steps: int = 20, resident: int = 4
     ) -> None:
-        self._base_model_path = base_model_path
+        # The worker's shared pipeline (validation uses it too); a path makes one of its own.
+        self.pipeline = pipeline if isinstance(pipeline, SdxlPipeline) else SdxlPipeline(pipeline)
         self._cache = cache
         self._steps = steps
         self._resident = resident
@@ -74,18 +76,10 @@ class LocalKeyframes:
         self._tokens: dict[str, TrainedTokens | None] = {}  # each adapter's trained tokens
         self.loads = 0
 
-    def pipeline(self) -> Any:
-        from loraflow.ml.validation import pipeline
-
-        return pipeline(self._base_model_path)
-
     def generate(self, lora: AppliedLora, lora_key: str, prompt: str, seed: int) -> bytes:
         import torch
 
-        from loraflow.ml.validation import PIPELINE_LOCK
-
-        with PIPELINE_LOCK:
-            pipe = self.pipeline()
+        with self.pipeline.use() as pipe:
             size = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
             token_map = self.activate(pipe, lora, lora_key)
             image = pipe(
@@ -101,7 +95,7 @@ class LocalKeyframes:
         return out.getvalue()
 
     def activate(self, pipe: Any, lora: AppliedLora, lora_key: str) -> dict[str, str]:
-        """Make ``lora`` the one active adapter at its scale (call under PIPELINE_LOCK), with
+        """Make ``lora`` the one active adapter at its scale (call while holding the pipeline), with
         its trained tokens if it has any; returns its token map (for ``with_tokens``)."""
         adapter = f"lora_{lora.sha256[:16]}"
         loaded = set(pipe.get_list_adapters().get("unet", []))

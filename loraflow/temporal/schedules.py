@@ -1,6 +1,10 @@
 """The Temporal Schedules loraflow keeps: created (or brought up to date) by every worker at
 start, so a fresh cluster gets them without a separate deploy step. Visible in the Web UI under
-Schedules."""
+Schedules.
+
+A schedule stores its workflow's input: each is a dataclass (``loraflow.contracts.maintenance``),
+so a field added later (with a default) still decodes what an older worker stored. The workflow
+types are named by string: the core never imports ``workflows/``."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from loraflow.contracts.maintenance import PurgeValidationImagesInput, SweepOrphanPodsInput
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 
@@ -44,7 +49,7 @@ def purge_validation_schedule(settings: Settings) -> Schedule:
     return _every(
         timedelta(days=1),
         "PurgeValidationImagesWorkflow",
-        settings.validation_image_days,
+        PurgeValidationImagesInput(max_age_days=settings.validation_image_days),
         schedule_id(PURGE_VALIDATION_IMAGES, settings),
         settings,
     )
@@ -54,7 +59,7 @@ def sweep_pods_schedule(settings: Settings) -> Schedule:
     return _every(
         timedelta(minutes=10),
         "SweepOrphanPodsWorkflow",
-        settings.max_training_s,
+        SweepOrphanPodsInput(max_training_s=settings.max_training_s),
         schedule_id(SWEEP_ORPHAN_PODS, settings),
         settings,
     )

@@ -17,6 +17,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from loraflow.contracts.jobs import LoraFinished
+from loraflow.contracts.status import TrainingStatus
 
 SECRET = "whsec-test"
 
@@ -48,7 +49,7 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
     server.shutdown()
 
 
-FINISHED = LoraFinished("lora-1", "completed", None, "char1", "job-1", "file:///x.safetensors")
+FINISHED = LoraFinished("lora-1", TrainingStatus.COMPLETED, None, "char1", "job-1", "file:///x.safetensors")
 
 
 def test_signed_delivery_after_a_server_error(receiver: tuple[str, Receiver]) -> None:
@@ -59,7 +60,7 @@ def test_signed_delivery_after_a_server_error(receiver: tuple[str, Receiver]) ->
     with pytest.raises(ApplicationError) as failed:
         env.run(activity, FINISHED)
     assert not failed.value.non_retryable  # Temporal retries it, with backoff
-    assert env.run(activity, FINISHED) is True
+    assert env.run(activity, FINISHED).delivered is True
 
     (first_headers, _), (headers, body) = state.received
     assert first_headers["webhook-id"] == headers["webhook-id"] == "lora-lora-1-completed"
@@ -76,5 +77,6 @@ def test_a_refusal_is_not_retried_and_no_url_sends_nothing(receiver: tuple[str, 
     with pytest.raises(ApplicationError) as refused:
         ActivityEnvironment().run(NotifyActivities(url=url, secret=None).send_webhook, FINISHED)
     assert refused.value.non_retryable and refused.value.type == "WebhookRejected"
-    assert ActivityEnvironment().run(NotifyActivities(url=None, secret=None).send_webhook, FINISHED) is False
+    unset = ActivityEnvironment().run(NotifyActivities(url=None, secret=None).send_webhook, FINISHED)
+    assert unset.delivered is False
     assert len(state.received) == 1

@@ -8,19 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from psycopg_pool import ConnectionPool
 from safetensors.torch import save
 from temporalio.exceptions import ApplicationError
 
-from activities.training import TrainingActivities, _safetensors_metadata
-from loraflow.compute.local import LocalProvider
+from activities.library import LibraryActivities, _safetensors_metadata
 from loraflow.contracts.lora_training import StagedArtifact
+from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 
 
-def _activities(tmp_path: Path) -> tuple[TrainingActivities, LocalStorage]:
+def _activities(tmp_path: Path) -> tuple[LibraryActivities, LocalStorage]:
     storage = LocalStorage(tmp_path / "objects")
-    provider = LocalProvider(tmp_path, base_model="unused")
-    return TrainingActivities(dsn="", storage=storage, provider=provider, min_image_side=64), storage
+    unused = ConnectionPool("", open=False)  # reading the header needs no database
+    return LibraryActivities(pool=unused, storage=storage, settings=Settings(min_image_side=64)), storage
 
 
 def test_a_header_past_64_kib_is_read_whole_and_accepted(tmp_path: Path) -> None:

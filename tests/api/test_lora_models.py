@@ -205,3 +205,49 @@ async def test_bad_list_parameters_are_400(
 async def test_default_page_size_is_50(http: httpx.AsyncClient, make_user: Callable[[], User]) -> None:
     r = await http.get("/api/v1/lora-models", headers=make_user().headers)
     assert r.json()["pagination"]["limit"] == 50
+
+
+async def test_detail_shows_only_the_public_training_parameters(
+    http: httpx.AsyncClient, make_user: Callable[[], User], pg_dsn: str
+) -> None:
+    """The dataset (image keys, whether it started, a job's slot and character) and a preset's
+    internals are the service's business: a LoRA's page shows the parameters a user chooses."""
+    import psycopg
+
+    from tests.workflows.test_train_lora import character_png
+
+    owner, stranger = make_user(), make_user()
+    r = await http.post(
+        "/api/v1/lora-models",
+        json={"name": "Public params", "training_params": {"trigger_word": "pubp", "seed": 7}},
+        headers=owner.headers,
+    )
+    assert r.status_code == 201, r.text
+    lora_id = r.json()["lora_id"]
+    files = [("images", (f"{i}.png", character_png(i), "image/png")) for i in range(2)]
+    r = await http.post(f"/api/v1/lora-models/{lora_id}/images", files=files, headers=owner.headers)
+    assert r.status_code == 200 and r.json()["images"] == 2, r.text
+
+    for viewer in (owner, stranger):
+        detail = (await http.get(f"/api/v1/lora-models/{lora_id}", headers=viewer.headers)).json()
+        params = detail["training_params"]
+        assert set(params) == {
+            "steps",
+            "rank",
+            "alpha",
+            "learning_rate",
+            "resolution",
+            "trigger_word",
+            "seed",
+        }
+        assert (params["trigger_word"], params["seed"]) == ("pubp", 7)
+    with psycopg.connect(pg_dsn) as conn:
+        stored, keys, started = conn.execute(
+            """SELECT m.training_params, d.image_keys, d.started_at
+                 FROM lora_models m JOIN lora_datasets d ON d.lora_model_id = m.id WHERE m.id = %s""",
+            [lora_id],
+        ).fetchone()
+    # The dataset lives in its own table; training_params holds training parameters only.
+    assert not {"image_keys", "started", "job_slot", "character_id"} & set(stored)
+    assert [k.rsplit("/", 2)[1:] for k in keys] == [["uploaded", "0.png"], ["uploaded", "1.png"]]
+    assert started is None

@@ -16,10 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingProgress
+from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
 from tests.conftest import User
 from tests.workflows.test_train_lora import character_png
-from workflows.lora_training import workflow_id_for
 
 
 async def _assert_sources_agree(
@@ -27,7 +27,7 @@ async def _assert_sources_agree(
 ) -> None:
     """The finished workflow's own record (its query still answers) and the database's, which
     /status serves once the workflow has ended, say the same thing."""
-    handle = temporal_env.client.get_workflow_handle(workflow_id_for(lora_id))
+    handle = temporal_env.client.get_workflow_handle(train_workflow_id(lora_id))
     workflow_view = await handle.query("progress", result_type=TrainingProgress)
     assert from_database["source"] == "database"
     assert (workflow_view.status, workflow_view.progress, workflow_view.error) == (

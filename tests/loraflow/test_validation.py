@@ -46,9 +46,9 @@ def test_a_lora_that_changes_nothing_fails_validation(
         refs.append(f"lora-staging/x/dataset/{image.name}")
         storage.put(refs[-1], [image.read_bytes()])
 
-    validation.configure(str(tiny_model))
+    validator = validation.Validator(str(tiny_model))
     scores = [
-        validation.score_one(
+        validator.score(
             ValidationRequest(
                 "x", i, prompt.format(trigger="ohwx"), 1000 + i, "lora-models/x/zero.safetensors", refs
             ),

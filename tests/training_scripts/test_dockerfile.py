@@ -99,7 +99,7 @@ def test_every_copied_file_exists() -> None:
 def test_every_import_of_the_pod_code_is_pinned_at_the_tested_version() -> None:
     pins = _pins()
     imported = set()
-    for name in ("pod_agent.py", "train_lora.py", "save_base_model.py"):
+    for name in ("agent_protocol.py", "pod_agent.py", "train_lora.py", "save_base_model.py"):
         tree = ast.parse((ROOT / "training_scripts" / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -120,3 +120,51 @@ def test_requests_need_the_pod_token(agent: tuple[httpx.Client, Path]) -> None:
     )
     assert client.put("/images/../../etc.png", content=b"x").status_code in (400, 404)
     assert client.put("/images/a.png", content=b"x", headers={"X-Sha256": "0" * 64}).status_code == 400
+
+
+def test_the_trainer_dies_with_its_agent(tmp_path: Path, tiny_model: Path, character_images: Path) -> None:
+    """A pod agent killed mid-training (SIGKILL: no chance to clean up) takes its trainer with it;
+    an orphaned trainer would train on, and bill, for nobody."""
+    import psutil
+
+    port, token, workdir = free_port(), secrets.token_urlsafe(24), tmp_path / "pod"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training_scripts.pod_agent", "--host", "127.0.0.1", "--port", str(port),
+         "--workdir", str(workdir)],
+        env=child_env(LORAFLOW_AGENT_TOKEN=token, LORAFLOW_BASE_MODEL=str(tiny_model)),
+    )  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.get("/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the agent did not start listening"
+                time.sleep(0.05)
+        _upload(client, character_images)
+        # No progress lines for a long while (as in a long load or cache phase): a trainer that only
+        # died of a broken stdout pipe would live on.
+        params = {"steps": 100000, "resolution": 64, "progress_every_s": 100000}
+        r = client.post("/train", json={"run_id": "orphan", "params": params})
+        assert r.status_code == 202, r.text
+        run_file = str(workdir / "run.json")
+        deadline = time.monotonic() + 30
+        while not (
+            trainers := [p for p in psutil.process_iter(["cmdline"]) if run_file in (p.info["cmdline"] or [])]
+        ):
+            assert time.monotonic() < deadline, "no trainer started"
+            time.sleep(0.05)
+        (trainer,) = trainers
+        deadline = time.monotonic() + 120
+        while client.get("/progress").json()["phase"] != "training":  # past its last line of output
+            assert time.monotonic() < deadline, "the trainer did not reach its training loop"
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait(10)
+        trainer.wait(10)  # psutil.TimeoutExpired if the trainer outlives its agent
+        assert not trainer.is_running()
+    finally:
+        client.close()
+        stop_process(proc)

@@ -11,10 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
+from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
 from tests.workflows.test_train_lora import _new_lora, _upload
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import cap_reason, workflow_id_for
+from workflows.lora_training import cap_reason
 
 
 async def test_time_cap_stops_a_running_training_and_cleans_up(
@@ -27,7 +28,7 @@ async def test_time_cap_stops_a_running_training_and_cleans_up(
         TrainLoraInput(
             lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS, max_training_s=8
         ),
-        id=workflow_id_for(lora_id),
+        id=train_workflow_id(lora_id),
         task_queue=worker.task_queue,
         result_type=TrainingOutcome,
     )

@@ -141,8 +141,9 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
     )
 
     with psycopg.connect(pg_dsn) as conn:
-        usage, refs, params = conn.execute(
-            "SELECT usage_count, reference_image_urls, training_params FROM lora_models WHERE id = %s",
+        usage, refs, params, character = conn.execute(
+            """SELECT m.usage_count, m.reference_image_urls, m.training_params, d.character_id
+                 FROM lora_models m JOIN lora_datasets d ON d.lora_model_id = m.id WHERE m.id = %s""",
             [lora_id],
         ).fetchone()
     assert usage == 2
@@ -150,7 +151,8 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
     assert [u.split(f"{lora_id}/")[1] for u in refs] == [
         "uploaded/0.png", "uploaded/1.png", "uploaded/2.png", "generated/0.png", "generated/1.png",
     ]  # fmt: skip
-    assert params["character_id"] == "char1"
+    # The character is the dataset's (lora_datasets); training_params holds the parameters only.
+    assert character == "char1" and "character_id" not in params
 
     # A retried apply for a clip already planned does not count it again.
     storage = LocalStorage(Path(worker.data_dir) / "storage")

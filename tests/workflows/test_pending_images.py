@@ -9,11 +9,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress
+from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
 from loraflow.temporal import training_client as trainings
 from tests.workflows.test_train_lora import _new_lora
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 
 async def test_no_images_in_time_fails_with_that_reason(
@@ -23,14 +23,14 @@ async def test_no_images_in_time_fails_with_that_reason(
     user_id, lora_id = await _new_lora(pool)
     client = temporal_env.client
     started = await trainings.start_training(
-        client, pool, settings, lora_id=lora_id, user_id=user_id, image_keys=[], params=TINY_TRAINING_PARAMS
+        client, settings, lora_id=lora_id, user_id=user_id, image_keys=[], params=TINY_TRAINING_PARAMS
     )
     assert started
     # Idempotent: a retried create does not start a second training.
     assert not await trainings.start_training(
-        client, pool, settings, lora_id=lora_id, user_id=user_id, image_keys=[], params=TINY_TRAINING_PARAMS
+        client, settings, lora_id=lora_id, user_id=user_id, image_keys=[], params=TINY_TRAINING_PARAMS
     )
-    handle = client.get_workflow_handle(workflow_id_for(lora_id), result_type=TrainingOutcome)
+    handle = client.get_workflow_handle(train_workflow_id(lora_id), result_type=TrainingOutcome)
     # Two images are not enough to start it.
     await trainings.send_images(
         client, settings, lora_id=lora_id, user_id=user_id, image_keys=["a", "b"], params={}
@@ -60,9 +60,9 @@ async def test_waiting_workflow_shows_its_phase_and_can_be_cancelled(
     user_id, lora_id = await _new_lora(pool)
     client = temporal_env.client
     await trainings.start_training(
-        client, pool, worker, lora_id=lora_id, user_id=user_id, image_keys=["x"], params={}
+        client, worker, lora_id=lora_id, user_id=user_id, image_keys=["x"], params={}
     )
-    handle = client.get_workflow_handle(workflow_id_for(lora_id), result_type=TrainingOutcome)
+    handle = client.get_workflow_handle(train_workflow_id(lora_id), result_type=TrainingOutcome)
     progress = await trainings.live_progress(client, lora_id, timeout=10)
     assert progress is not None and progress.status == "pending"
     assert await trainings.cancel_training(client, lora_id)

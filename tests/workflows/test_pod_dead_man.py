@@ -15,12 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingProgress, TrainLoraInput
+from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-dead-man-test"
 
@@ -49,7 +49,7 @@ async def test_a_pod_whose_worker_never_returns_ends_itself(
     handle = await temporal_env.client.start_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
-        id=workflow_id_for(lora_id),
+        id=train_workflow_id(lora_id),
         task_queue=TASK_QUEUE,
     )
     provider = LocalProvider(Path(settings.data_dir), base_model="unused")
@@ -60,7 +60,7 @@ async def test_a_pod_whose_worker_never_returns_ends_itself(
                 if progress.phase == "training" and progress.step > 0:
                     break
                 await asyncio.sleep(0.2)
-        workdir = Path(settings.data_dir) / "pods" / f"lf-{workflow_id_for(lora_id)}"
+        workdir = Path(settings.data_dir) / "pods" / pod_name(train_workflow_id(lora_id))
         assert len(_pod_processes(workdir)) == 2  # the agent and its trainer, training
         process.send_signal(signal.SIGKILL)  # the worker is gone, and no worker will come back
         process.wait(10)
@@ -71,7 +71,9 @@ async def test_a_pod_whose_worker_never_returns_ends_itself(
             while _pod_processes(workdir):  # the trainer went with its agent
                 await asyncio.sleep(0.2)
         assert "no request from the workflow" in (workdir / "ended.json").read_text()
-        assert provider.list_pods() == [] or all(p.pod_id != progress.pod_id for p in provider.list_pods())
+        assert provider.list_pods() == [] or all(
+            p.handle.pod_id != progress.pod_id for p in provider.list_pods()
+        )
     finally:
         stop_process(process)
         await handle.terminate("test over")

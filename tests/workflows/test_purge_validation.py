@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
+from loraflow.contracts.maintenance import PurgeValidationImagesInput
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from loraflow.temporal.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
@@ -43,7 +44,7 @@ async def test_old_validation_images_are_deleted_and_recent_ones_kept(
 
     purged = await temporal_env.client.execute_workflow(
         "PurgeValidationImagesWorkflow",
-        30,
+        PurgeValidationImagesInput(max_age_days=30),
         id=f"purge-test-{old_id}",
         task_queue=worker.task_queue,
         result_type=int,
@@ -70,7 +71,7 @@ async def test_the_worker_keeps_a_daily_schedule_for_it(
     action = description.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     assert action.workflow == "PurgeValidationImagesWorkflow"
-    assert [p.data for p in action.args] == [b"30"]  # described args stay encoded payloads
+    assert [p.data for p in action.args] == [b'{"max_age_days":30}']  # described args stay encoded
     assert action.task_queue == worker.task_queue
     assert [i.every for i in description.schedule.spec.intervals] == [timedelta(days=1)]
 

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
+from loraflow.contracts.names import train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
@@ -23,7 +24,6 @@ from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-replicate-test"
 GPUS = ["NVIDIA L40S", "NVIDIA GeForce RTX 4090"]
@@ -70,7 +70,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
                         params=TINY_TRAINING_PARAMS,
                         replicate_fallback=True,
                     ),
-                    id=workflow_id_for(lora_id),
+                    id=train_workflow_id(lora_id),
                     task_queue=TASK_QUEUE,
                     result_type=TrainingOutcome,
                 ),

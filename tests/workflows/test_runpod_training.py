@@ -19,6 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.runpod import RunPodConfig, RunPodProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
+from loraflow.contracts.maintenance import SweepOrphanPodsInput
+from loraflow.contracts.names import train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.net import free_port
 from loraflow.settings import Settings
@@ -27,7 +29,6 @@ from tests.fakes.server import serve
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-runpod-test"
 KEY = "rp-test-key"
@@ -77,7 +78,7 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
                 TrainLoraInput(
                     lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS
                 ),
-                id=workflow_id_for(lora_id),
+                id=train_workflow_id(lora_id),
                 task_queue=TASK_QUEUE,
                 result_type=TrainingOutcome,
             )
@@ -94,12 +95,16 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
             # The sweeper, through the same provider: a pod no workflow knows is terminated.
-            stray = RunPodProvider(
-                RunPodConfig(api_key=KEY, image="x", token_secret="test-pod-secret", base_url=url)
-            ).create("lf-lora-train-no-such-workflow")
+            stray = (
+                RunPodProvider(
+                    RunPodConfig(api_key=KEY, image="x", token_secret="test-pod-secret", base_url=url)
+                )
+                .create("lf-lora-train-no-such-workflow")
+                .handle
+            )
             swept = await temporal_env.client.execute_workflow(
-                "SweepOrphanPodsWorkflow", 3 * 3600.0, id=f"sweep-{lora_id}", task_queue=TASK_QUEUE,
-                result_type=list[str],
+                "SweepOrphanPodsWorkflow", SweepOrphanPodsInput(3 * 3600.0), id=f"sweep-{lora_id}",
+                task_queue=TASK_QUEUE, result_type=list[str],
             )  # fmt: skip
         finally:
             stop_process(process)
@@ -110,7 +115,7 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
     del runpod.pods[stray.pod_id]
     assert len(runpod.pods) == 1  # one pod for the training, ever, despite the lost answer
     (pod,) = runpod.pods.values()
-    assert recorded == [pod.id] and pod.name == f"lf-{workflow_id_for(lora_id)}"
+    assert recorded == [pod.id] and pod.name == f"lf-{train_workflow_id(lora_id)}"
     assert pod.gpu_type == "NVIDIA GeForce RTX 4090"  # the L40S had no instances
     assert pod.terminated  # cleaned up
     assert [m for m, path in runpod.requests if m == "DELETE"]

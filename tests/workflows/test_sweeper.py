@@ -15,18 +15,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainLoraInput
+from loraflow.contracts.maintenance import SweepOrphanPodsInput
+from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack import embedded
 from loraflow.settings import Settings
 from loraflow.temporal import training_client as trainings
 from tests.workflows.test_train_lora import _new_lora, _upload
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 
 async def _sweep(env: WorkflowEnvironment, settings: Settings, max_training_s: float, tag: str) -> list[str]:
     return await env.client.execute_workflow(
         "SweepOrphanPodsWorkflow",
-        max_training_s,
+        SweepOrphanPodsInput(max_training_s),
         id=f"sweep-test-{tag}",
         task_queue=settings.task_queue,
         result_type=list[str],
@@ -39,7 +40,7 @@ async def test_sweeper_terminates_orphans_and_spares_live_trainings(
     provider = LocalProvider(Path(worker.data_dir), base_model="unused")
     user_id, lora_id = await _new_lora(pool)
     keys = _upload(worker, user_id, lora_id, n=3)
-    workflow_id = workflow_id_for(lora_id)
+    workflow_id = train_workflow_id(lora_id)
     await temporal_env.client.start_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
@@ -47,17 +48,17 @@ async def test_sweeper_terminates_orphans_and_spares_live_trainings(
         task_queue=worker.task_queue,
     )
     deadline = time.monotonic() + 120
-    while not any(p.name == f"lf-{workflow_id}" for p in provider.list_pods()):
+    while not any(p.handle.name == pod_name(workflow_id) for p in provider.list_pods()):
         assert time.monotonic() < deadline, "the training never created its pod"
         await asyncio.sleep(0.2)  # the worker runs on this event loop: never block it
-    (training_pod,) = [p for p in provider.list_pods() if p.name == f"lf-{workflow_id}"]
+    (training_pod,) = [p.handle for p in provider.list_pods() if p.handle.name == pod_name(workflow_id)]
 
     # A pod no workflow knows about (say, left by a deleted namespace).
-    stray = provider.create("lf-lora-train-no-such-workflow")
+    stray = provider.create("lf-lora-train-no-such-workflow").handle
 
     # The running training's pod is not touched.
     assert await _sweep(temporal_env, worker, 3 * 3600, f"{lora_id}-1") == [stray.pod_id]
-    assert [p.pod_id for p in provider.list_pods()] == [training_pod.pod_id]
+    assert [p.handle.pod_id for p in provider.list_pods()] == [training_pod.pod_id]
 
     # Terminated from the CLI: the workflow ends without its cleanup, and its pod is orphaned.
     subprocess.run(
@@ -67,7 +68,7 @@ async def test_sweeper_terminates_orphans_and_spares_live_trainings(
     )  # fmt: skip
     description = await temporal_env.client.get_workflow_handle(workflow_id).describe()
     assert description.status == WorkflowExecutionStatus.TERMINATED
-    assert [p.pod_id for p in provider.list_pods()] == [training_pod.pod_id]
+    assert [p.handle.pod_id for p in provider.list_pods()] == [training_pod.pod_id]
     assert await _sweep(temporal_env, worker, 3 * 3600, f"{lora_id}-2") == [training_pod.pod_id]
     assert provider.list_pods() == []
 
@@ -79,9 +80,9 @@ async def test_a_pod_past_the_maximum_time_is_terminated(
     user_id, lora_id = await _new_lora(pool)
     # A live workflow (waiting for images) with a pod named after it.
     await trainings.start_training(
-        temporal_env.client, pool, worker, lora_id=lora_id, user_id=user_id, image_keys=[], params={}
+        temporal_env.client, worker, lora_id=lora_id, user_id=user_id, image_keys=[], params={}
     )
-    pod = provider.create(f"lf-{workflow_id_for(lora_id)}")
+    pod = provider.create(pod_name(train_workflow_id(lora_id))).handle
     assert await _sweep(temporal_env, worker, 3 * 3600, f"{lora_id}-a") == []
     assert await _sweep(temporal_env, worker, 0.001, f"{lora_id}-b") == [pod.pod_id]
     assert provider.list_pods() == []

@@ -3,6 +3,7 @@ storage → validation, on the tiny model."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, TrainLoraInput
+from loraflow.contracts.names import train_workflow_id
 from loraflow.db import Caller, as_caller, library
 from loraflow.devstack.demo import draw_character
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 
 def character_png(i: int) -> bytes:
@@ -56,7 +57,7 @@ async def test_trains_stores_validates_and_cleans_up(
     outcome = await client.execute_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
-        id=workflow_id_for(lora_id),
+        id=train_workflow_id(lora_id),
         task_queue=worker_settings.task_queue,
         result_type=TrainingOutcome,
     )
@@ -84,13 +85,26 @@ async def test_trains_stores_validates_and_cleans_up(
     assert provider.describe(job[0][0]).status == PodStatus.terminated
     assert provider.list_pods() == []
 
-    handle = client.get_workflow_handle(workflow_id_for(lora_id))
+    handle = client.get_workflow_handle(train_workflow_id(lora_id))
     progress = await handle.query("progress", result_type=TrainingProgress)
     assert (progress.status, progress.progress, progress.step) == (
         "completed",
         100,
         TINY_TRAINING_PARAMS["steps"],
     )
+
+    # The search attributes change on transitions only (not on every poll): each status once,
+    # in order, and the progress in 10 % steps.
+    upserts = [
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for event in (await handle.fetch_history()).events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    statuses = [json.loads(fields["LoraStatus"].data) for fields in upserts if "LoraStatus" in fields]
+    steps = [json.loads(fields["LoraProgress"].data) for fields in upserts if "LoraProgress" in fields]
+    assert statuses == ["pending", "training", "validating", "completed"]
+    assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 100
+    assert all(step % 10 == 0 for step in steps)
 
 
 async def test_bad_images_fail_without_a_pod(
@@ -106,7 +120,7 @@ async def test_bad_images_fail_without_a_pod(
         TrainLoraInput(
             lora_id=lora_id, user_id=user_id, image_keys=[*keys, bad], params=TINY_TRAINING_PARAMS
         ),
-        id=workflow_id_for(lora_id),
+        id=train_workflow_id(lora_id),
         task_queue=worker_settings.task_queue,
         result_type=TrainingOutcome,
     )

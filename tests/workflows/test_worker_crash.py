@@ -16,12 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, TrainLoraInput
+from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
 from tests.workflows.test_train_lora import _new_lora, _upload
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-from workflows.lora_training import workflow_id_for
 
 TASK_QUEUE = "loraflow-crash-test"
 
@@ -58,7 +58,7 @@ async def test_sigkill_mid_training_then_restart(
     handle = await temporal_env.client.start_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS),
-        id=workflow_id_for(lora_id),
+        id=train_workflow_id(lora_id),
         task_queue=TASK_QUEUE,
         result_type=TrainingOutcome,
     )
@@ -82,7 +82,7 @@ async def test_sigkill_mid_training_then_restart(
     assert outcome.status == "completed", outcome
     assert after.pod_id == before.pod_id and after.step == TINY_TRAINING_PARAMS["steps"]
     provider = LocalProvider(Path(settings.data_dir), base_model="unused")
-    pods = sorted((Path(settings.data_dir) / "pods").glob(f"lf-{workflow_id_for(lora_id)}*.json"))
+    pods = sorted((Path(settings.data_dir) / "pods").glob(f"{pod_name(train_workflow_id(lora_id))}*.json"))
     assert len(pods) == 1  # one pod for this training, ever
     assert provider.describe(before.pod_id).status == "terminated"
     with psycopg.connect(pg_dsn) as conn:

@@ -14,14 +14,22 @@ from typing import Any
 
 import httpx
 import pytest
+from psycopg_pool import ConnectionPool
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.replicate import ReplicateActivities, dataset_key
+from activities.library import _safetensors_metadata
+from activities.replicate import ReplicateActivities
 from activities.sweeper import SweeperActivities
-from activities.training import _safetensors_metadata
 from loraflow.compute.replicate import ReplicateConfig, ReplicateTrainer, end_reason, training_input
 from loraflow.compute.replicate_api import Training, TrainingStatus
-from loraflow.contracts.lora_training import PodRef
+from loraflow.contracts.lora_training import (
+    ReplicateCancelInput,
+    ReplicateDownloadInput,
+    ReplicatePollInput,
+    ReplicateTrainingHandle,
+)
+from loraflow.contracts.maintenance import SweepOrphanPodsInput
+from loraflow.contracts.names import replicate_dataset_key
 from loraflow.errors import ProviderError
 from loraflow.storage.local import LocalStorage
 from tests.fakes.replicate import FakeReplicate
@@ -34,7 +42,7 @@ DESTINATION = "loraflow/characters"
 
 def signed(lora_id: str, iat: int) -> str:
     """A Supabase-style signed URL of a LoRA's dataset: new token at every signing."""
-    return f"https://project.supabase.co/storage/v1/object/sign/{dataset_key(lora_id)}?token=eyJ.{iat}.sig"
+    return f"https://project.supabase.co/storage/v1/object/sign/{replicate_dataset_key(lora_id)}?token=eyJ.{iat}.sig"
 
 
 @pytest.fixture
@@ -55,6 +63,11 @@ def trainer_for(fake: FakeReplicate, **config: Any) -> ReplicateTrainer:
         ),
         sleep=lambda _: None,
     )
+
+
+def _activities(storage: LocalStorage, trainer: ReplicateTrainer) -> ReplicateActivities:
+    unused = ConnectionPool("", open=False)  # polling, downloading and cancelling need no database
+    return ReplicateActivities(pool=unused, storage=storage, trainer=trainer)
 
 
 def wait_for(get: Callable[[], Training], *statuses: TrainingStatus, timeout: float = 30) -> Training:
@@ -124,27 +137,27 @@ def test_aborted_ends_polling_with_a_reason_and_cleanup_of_it_is_done(
     assert aborted.terminal and "aborted" in (end_reason(aborted) or "")
     assert trainer.list_active() == []
 
-    activities = ReplicateActivities(dsn="", storage=LocalStorage(tmp_path / "storage"), trainer=trainer)
-    ref = PodRef("replicate", training_id, "lora-train-lora-a", "", "", 3.51, time.time())
-    progress = ActivityEnvironment().run(activities.replicate_poll, ref, 5.0)
+    activities = _activities(LocalStorage(tmp_path / "storage"), trainer)
+    ref = ReplicateTrainingHandle(training_id, 3.51, time.time())
+    progress = ActivityEnvironment().run(activities.replicate_poll, ReplicatePollInput(ref, 5.0))
     assert progress.state == "failed" and progress.phase == "aborted"
     assert "before it started" in (progress.error or "")
     # Cleanup (retried forever by the workflow) succeeds at once, and bills nothing.
-    assert ActivityEnvironment().run(activities.replicate_cancel, ref) == 0.0
-    assert ActivityEnvironment().run(activities.replicate_cancel, ref) == 0.0
+    assert ActivityEnvironment().run(activities.replicate_cancel, ReplicateCancelInput(ref)).billed_s == 0.0
+    assert ActivityEnvironment().run(activities.replicate_cancel, ReplicateCancelInput(ref)).billed_s == 0.0
     assert fake.trainings[training_id].status == TrainingStatus.aborted
 
 
 def test_a_failed_training_ends_polling_with_the_trainers_error(fake: FakeReplicate, tmp_path: Path) -> None:
     trainer = trainer_for(fake)
     fake.paused = False
-    missing = (tmp_path / "storage" / dataset_key("lora-f")).as_uri()  # the trainer cannot fetch it
+    missing = (tmp_path / "storage" / replicate_dataset_key("lora-f")).as_uri()  # the trainer cannot fetch it
     training_id = trainer.start(missing, {})
     failed = wait_for(lambda: trainer.get(training_id), TrainingStatus.failed)
     assert failed.error and (end_reason(failed) or "").startswith("the trainer failed: ")
-    activities = ReplicateActivities(dsn="", storage=LocalStorage(tmp_path / "storage"), trainer=trainer)
-    ref = PodRef("replicate", training_id, "w", "", "", 3.51, time.time())
-    progress = ActivityEnvironment().run(activities.replicate_poll, ref, 5.0)
+    activities = _activities(LocalStorage(tmp_path / "storage"), trainer)
+    ref = ReplicateTrainingHandle(training_id, 3.51, time.time())
+    progress = ActivityEnvironment().run(activities.replicate_poll, ReplicatePollInput(ref, 5.0))
     assert (progress.state, progress.phase) == ("failed", "failed") and failed.error in (progress.error or "")
 
 
@@ -176,9 +189,10 @@ async def test_the_sweeper_cancels_our_orphans_and_leaves_others_alone(
             f"/models/other/model/versions/v{i}/trainings",
             json={"destination": "someone/else", "input": {"input_images": signed(f"l{i}", 1)}},
         )
-    sweeper = SweeperActivities(providers=[], client=temporal_env.client, replicate=trainer, dsn=pg_dsn)
-    cancelled = await ActivityEnvironment().run(sweeper.sweep_orphan_pods, 3 * 3600.0)
-    assert cancelled == [f"replicate:{orphan}"]
+    with ConnectionPool(pg_dsn, min_size=1, kwargs={"autocommit": True}, open=True) as pool:
+        sweeper = SweeperActivities(providers=[], client=temporal_env.client, replicate=trainer, pool=pool)
+        swept = await ActivityEnvironment().run(sweeper.sweep_orphan_pods, SweepOrphanPodsInput(3 * 3600.0))
+    assert swept.terminated == [f"replicate:{orphan}"]
     assert fake.trainings[orphan].status == TrainingStatus.canceled
     assert fake.trainings[foreign].status == TrainingStatus.starting
     assert sum(t.status == TrainingStatus.starting for t in fake.trainings.values()) == 4
@@ -210,18 +224,18 @@ def test_the_weights_keep_the_trained_tokens(tmp_path: Path, tiny_model: Path) -
     from diffusers import StableDiffusionXLPipeline
 
     from loraflow.devstack.demo import draw_character
-    from loraflow.ml.validation import TrainedTokens, load_trained_tokens, use_trained_tokens, with_tokens
+    from loraflow.ml.trained_tokens import TrainedTokens, load_trained_tokens, use_trained_tokens, with_tokens
 
     storage = LocalStorage(tmp_path / "storage")
     with zipfile.ZipFile(archive := tmp_path / "dataset.zip", "w") as z:
         for i in range(3):
             z.writestr(f"{i}.png", draw_character(i))
-    storage.put(dataset_key("lora-e"), [archive.read_bytes()])
+    storage.put(replicate_dataset_key("lora-e"), [archive.read_bytes()])
     replicate = FakeReplicate(TOKEN, tmp_path / "replicate", str(tiny_model), dict(TINY_TRAINING_PARAMS))
     with serve(replicate.app()) as url:
         replicate.url = url
         trainer = trainer_for(replicate, timeout_s=30.0)
-        training_id = trainer.start(storage.url(dataset_key("lora-e")), {"steps": 2})
+        training_id = trainer.start(storage.url(replicate_dataset_key("lora-e")), {"steps": 2})
         ended = (
             TrainingStatus.succeeded,
             TrainingStatus.failed,
@@ -233,11 +247,13 @@ def test_the_weights_keep_the_trained_tokens(tmp_path: Path, tiny_model: Path) -
         assert done.output and done.output.weights
         assert httpx.get(done.output.weights).status_code == 401  # Replicate's file URLs need the token
 
-        activities = ReplicateActivities(dsn="", storage=storage, trainer=trainer)
-        ref = PodRef("replicate", training_id, "lora-train-lora-e", "", "", 3.51, time.time())
-        staged = ActivityEnvironment().run(activities.replicate_download, "lora-e", ref)
-        assert ActivityEnvironment().run(activities.replicate_download, "lora-e", ref) == staged  # retry
-        assert ActivityEnvironment().run(activities.replicate_cancel, ref) > 0  # succeeded: billed
+        activities = _activities(storage, trainer)
+        ref = ReplicateTrainingHandle(training_id, 3.51, time.time())
+        download = ReplicateDownloadInput("lora-e", ref)
+        staged = ActivityEnvironment().run(activities.replicate_download, download)
+        assert ActivityEnvironment().run(activities.replicate_download, download) == staged  # retry
+        billed = ActivityEnvironment().run(activities.replicate_cancel, ReplicateCancelInput(ref)).billed_s
+        assert billed > 0  # succeeded: billed
     replicate.close()
 
     path = tmp_path / "lora.safetensors"

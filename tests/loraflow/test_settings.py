@@ -1,0 +1,74 @@
+"""Settings: fixed choices refused when misspelt, GPU types a list, DATABASE_URL checked once
+(without repeating its password), limits' defaults from contracts.limits."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from loraflow.contracts import limits
+from loraflow.settings import Settings, settings_env
+
+
+def test_gpu_types_are_a_list_read_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().runpod_gpu_types == ["NVIDIA L40S", "NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000"]
+    monkeypatch.setenv("LORAFLOW_RUNPOD_GPU_TYPES", " NVIDIA A40, NVIDIA L4 ,")
+    settings = Settings()
+    assert settings.runpod_gpu_types == ["NVIDIA A40", "NVIDIA L4"]
+    # A child process given settings_env() reads the same list back.
+    monkeypatch.setenv("LORAFLOW_RUNPOD_GPU_TYPES", settings_env(settings)["LORAFLOW_RUNPOD_GPU_TYPES"])
+    assert Settings().runpod_gpu_types == ["NVIDIA A40", "NVIDIA L4"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LORAFLOW_COMPUTE_PROVIDER", "aws"), ("LORAFLOW_STORAGE", "s3"), ("LORAFLOW_LOG_LEVEL", "loud")],
+)
+def test_fixed_choices_refuse_anything_else(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(pydantic.ValidationError):
+        Settings()
+
+
+def test_log_level_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAFLOW_LOG_LEVEL", "warning")
+    assert Settings().log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "problem"),
+    [
+        ("mysql://app:hunter2@db/app", "must be a PostgreSQL URL"),
+        ("postgresql://app:hunter2@[::1/app", "not a PostgreSQL connection string"),
+        ("postgresql://app:hunter 2@db/app", "not a PostgreSQL connection string"),
+        ("host=db password=hunter2 port", "not a PostgreSQL connection string"),
+    ],
+)
+def test_a_malformed_database_url_is_refused_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, dsn: str, problem: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Settings()
+    assert "DATABASE_URL" in str(refused.value) and problem in str(refused.value)
+    assert "hunter" not in str(refused.value)
+
+
+def test_database_url_unset_or_blank_is_required_only_where_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "  ")
+    settings = Settings()
+    assert settings.database_url is None
+    with pytest.raises(RuntimeError, match="DATABASE_URL is not set"):
+        settings.require_database_url()
+    dsn = "postgresql://app@/loraflow?host=/tmp/pg"
+    assert Settings(database_url=dsn).require_database_url() == dsn
+
+
+def test_limits_defaults_come_from_the_contracts() -> None:
+    settings = Settings()
+    assert settings.pending_images_timeout_s == limits.PENDING_IMAGES_WAIT_S
+    assert settings.training_cost_cap_usd == limits.TRAINING_COST_CAP_USD
+    assert settings.max_training_s == limits.MAX_TRAINING_S
+    assert settings.agent_idle_s == limits.AGENT_IDLE_S
