@@ -21,14 +21,9 @@ from loraflow.ml.pipelines import SdxlPipeline
 from loraflow.ml.trained_tokens import load_trained_tokens, with_tokens
 from loraflow.storage import Storage
 
-__all__ = ["MARGIN", "PROMPTS", "Validator", "similarity"]
+__all__ = ["MARGIN", "Validator", "similarity"]
 
 MARGIN = 0.003
-PROMPTS = (
-    "a photo of {trigger} character",
-    "{trigger} character standing in a park",
-    "portrait of {trigger} character, smiling",
-)
 
 
 def _to_array(pipe: Any, data: bytes, size: int) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from loraflow.contracts.lora_training import ValidationRequest
+from loraflow.contracts.lora_training import DEFAULT_VALIDATION_PROMPTS, ValidationRequest
 from loraflow.ml import validation
 from loraflow.storage.local import LocalStorage
 
@@ -54,7 +54,7 @@ def test_a_lora_that_changes_nothing_fails_validation(
             ),
             storage,
         )
-        for i, prompt in enumerate(validation.PROMPTS)
+        for i, prompt in enumerate(DEFAULT_VALIDATION_PROMPTS)
     ]
     assert [s.shows_character for s in scores] == [False, False, False]
     assert all(abs(s.lora_similarity - s.base_similarity) < 1e-6 for s in scores)
