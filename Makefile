@@ -27,12 +27,16 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # Re-record the workflow histories the replay tests replay (tests/workflows/histories/): run after
 # a workflow change that is meant to change its commands, and commit the new files beside the old.
 histories: $(STAMP)
 	LORAFLOW_RECORD_HISTORIES=tests/workflows/histories $(BIN)/pytest -q -m records_history
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

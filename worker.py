@@ -108,10 +108,8 @@ def build_replicate_trainer(settings: Settings) -> ReplicateTrainer | None:
 def create_activity_pool(settings: Settings) -> ConnectionPool:
     """The sync pool every sync activity reaches the database through (autocommit, tuple rows).
     Open it with ``pool.open()``; sized for the activity thread pool."""
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set")
     return ConnectionPool(
-        settings.database_url,
+        settings.require_database_url(),
         min_size=1,
         max_size=ACTIVITY_THREADS,
         kwargs={"autocommit": True},
@@ -211,7 +209,7 @@ class Dependencies:
         )
         # ClipPlanner (loraflow.domain) still opens its own connections from the DSN.
         planner = ClipPlanner(
-            dsn=settings.database_url or "", storage=storage, keyframes=LocalKeyframes(pipeline, cache)
+            dsn=settings.require_database_url(), storage=storage, keyframes=LocalKeyframes(pipeline, cache)
         )
         apply = ApplyActivities(planner)
         return [jobs.create_job_lora, jobs.fetch_references, jobs.job_lora_status, apply.plan_clip]
@@ -237,7 +235,7 @@ class Dependencies:
 
 async def open_dependencies(settings: Settings, client: Client) -> Dependencies:
     pool = create_activity_pool(settings)
-    async_pool = create_pool(settings.database_url or "", min_size=1, max_size=8)
+    async_pool = create_pool(settings.require_database_url(), min_size=1, max_size=8)
     await asyncio.to_thread(pool.open)
     await async_pool.open()
     return Dependencies(settings=settings, client=client, pool=pool, async_pool=async_pool)
@@ -247,8 +245,7 @@ async def open_dependencies(settings: Settings, client: Client) -> Dependencies:
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set")
+    settings.require_database_url()
     runtime = None
     if settings.metrics_port:
         # The SDK's Prometheus exporter serves its own metrics and the ones loraflow records
@@ -259,9 +256,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             )
         )
     client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        **({"runtime": runtime} if runtime else {}),
+        settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime
     )
     deps = await open_dependencies(settings, client)
     stop = stop or asyncio.Event()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import beating, heartbeating
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.lora_training import (
     PrepareDatasetInput,
@@ -31,9 +32,10 @@ from loraflow.contracts.lora_training import (
     ValidationRequest,
     ValidationScore,
 )
-from loraflow.contracts.names import staged_image_key, stored_lora_key, training_job_id
+from loraflow.contracts.names import lora_images_prefix, staged_image_key, stored_lora_key, training_job_id
 from loraflow.contracts.status import TrainingStatus
 from loraflow.db import budget
+from loraflow.domain.params import params_problem
 from loraflow.errors import ImageRejected, ObjectNotFound
 from loraflow.logging import get_logger
 from loraflow.ml.trained_tokens import EMBEDDING_PREFIX, EMBEDDING_TARGETS, token_map_of
@@ -62,6 +64,7 @@ class LibraryActivities:
         PNGs under the staging bucket (``names.staged_image_key``). Bad data is not retryable."""
         from loraflow.domain.images import inspect_image, normalise_image  # PIL
 
+        self._check_dataset(request)
         staged = []
         for index, key in enumerate(request.image_keys):
             try:
@@ -78,13 +81,31 @@ class LibraryActivities:
             activity.heartbeat(index)
         return PreparedDataset(keys=staged)
 
+    def _check_dataset(self, request: PrepareDatasetInput) -> None:
+        """Train only on the LoRA's own images, with parameters within bounds: what reaches here
+        may have passed through hands other than the API's."""
+        if request.params is not None and (problem := params_problem(self._settings, request.params)):
+            raise ApplicationError(problem, type=ErrorType.INVALID_PARAMS, non_retryable=True)
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT user_id FROM lora_models WHERE id = %s", [request.lora_id]).fetchone()
+        if row is None:
+            raise ApplicationError(f"there is no LoRA {request.lora_id}", non_retryable=True)
+        prefix = lora_images_prefix(str(row[0]), request.lora_id)
+        foreign = [key for key in request.image_keys if not key.startswith(prefix) or ".." in key]
+        if foreign:
+            raise ApplicationError(
+                f"{len(foreign)} image(s) are not this LoRA's own (they must be under {prefix})",
+                type=ErrorType.BAD_IMAGE,
+                non_retryable=True,
+            )
+
     @activity.defn(name="store_lora")
     def store_lora(self, request: StoreLoraInput) -> StoredLora:
         """Check the safetensors header, copy it to the library (never overwriting) and record it."""
         staged = request.staged
         metadata = _safetensors_metadata(self._safetensors_head(staged), staged.size)
         key = stored_lora_key(request.lora_id, staged.sha256)
-        stored = self._storage.put(key, self._storage.get(staged.key))
+        stored = self._storage.put(key, beating(self._storage.get(staged.key)))
         if stored.sha256 != staged.sha256:
             raise ApplicationError("stored LoRA does not match the downloaded one")
         url = self._storage.url(key)
@@ -162,8 +183,8 @@ class ValidationActivities:
 
     @activity.defn(name="validate_image")
     def validate_image(self, request: ValidationRequest) -> ValidationScore:
-        activity.heartbeat("generating")
-        return self._validator.score(request, self._storage)
+        with heartbeating("generating"):
+            return self._validator.score(request, self._storage)
 
 
 def _brief(outcome: TrainingOutcome) -> dict[str, Any]:

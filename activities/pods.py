@@ -8,7 +8,10 @@ They pass storage keys, never local paths: the next activity may run on another 
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -16,13 +19,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import beating, heartbeating
 from loraflow.compute import ComputeProvider, PodStatus
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.lora_training import (
-    AgentProgress,
     CleanupPodInput,
     CreatePodInput,
     DownloadArtifactInput,
+    MachineProgress,
     MachineReleased,
     PodHandle,
     PollTrainingInput,
@@ -36,6 +40,7 @@ from loraflow.contracts.names import pod_name, staged_artifact_key, training_job
 from loraflow.errors import GpusExhausted, ProviderError
 from loraflow.logging import get_logger
 from loraflow.storage import Storage
+from training_scripts import agent_protocol as wire
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -44,6 +49,9 @@ log = get_logger(__name__)
 #: How often wait_pod_ready asks the provider (backoff within its rate limit) and the agent.
 _DESCRIBE_FIRST_S, _DESCRIBE_MAX_S = 2.0, 15.0
 _AGENT_FIRST_S, _AGENT_MAX_S = 0.2, 2.0
+#: The longest error text carried into a workflow's history (Temporal caps failures' size; the
+#: full log stays on the pod and in the worker's log).
+_MAX_ERROR = 2000
 
 
 class PodActivities:
@@ -57,7 +65,8 @@ class PodActivities:
         """Create the pod for this workflow, or find the one a previous attempt created, and
         record its id before anything waits on it."""
         try:
-            pod = self._provider.create(pod_name(request.workflow_id)).handle
+            with heartbeating("creating"):
+                pod = self._provider.create(pod_name(request.workflow_id, request.attempt)).handle
         except ProviderError as exc:
             # The type lets the workflow tell "no GPU anywhere here" (GpusExhausted) from the rest.
             raise ApplicationError(
@@ -99,7 +108,7 @@ class PodActivities:
             if endpoint:
                 ready = replace(pod, endpoint=endpoint)
                 try:
-                    if _agent(ready).get("/healthz", timeout=5).status_code == 200:
+                    if _agent(ready).get(wire.HEALTHZ_PATH, timeout=5).status_code == 200:
                         return ready
                 except httpx.TransportError:
                     pass
@@ -110,9 +119,27 @@ class PodActivities:
             else:
                 time.sleep(max(0.0, next_describe - time.monotonic()))
 
+    def _raise_if_lost(self, pod: PodHandle) -> None:
+        """The agent did not answer: ask the provider whether the machine is still there. A pod
+        that stopped, failed or vanished (agent killed, spot pod preempted, host gone) is lost:
+        ``POD_LOST``, which the workflow answers with a new pod, not the user's failure."""
+        status = self._provider.describe(pod.pod_id).status
+        if status in (PodStatus.running, PodStatus.starting):
+            return
+        raise ApplicationError(
+            f"the training machine was lost (pod {pod.pod_id} is {status})",
+            type=ErrorType.POD_LOST,
+            non_retryable=True,
+        )
+
     def _raise_if_never_ready(self, pod: PodHandle, status: PodStatus) -> None:
-        if status == PodStatus.terminated:
-            raise ApplicationError(f"pod {pod.pod_id} is gone", type=ErrorType.POD_GONE, non_retryable=True)
+        if status in (PodStatus.terminated, PodStatus.exited):
+            # Ended by someone else (the dev stack stopping, an operator, a preemption).
+            raise ApplicationError(
+                f"the training machine was lost before it was ready (pod {pod.pod_id} is {status})",
+                type=ErrorType.POD_LOST,
+                non_retryable=True,
+            )
         if status == PodStatus.failed:
             self._provider.terminate(pod.pod_id)
             raise ApplicationError(
@@ -127,8 +154,9 @@ class PodActivities:
         """Terminate the pod and confirm it is gone; raises (and so is retried) until it is.
         Returns the pod's billable seconds."""
         pod = request.pod
-        self._provider.terminate(pod.pod_id)
-        status = self._provider.describe(pod.pod_id).status
+        with heartbeating("terminating"):
+            self._provider.terminate(pod.pod_id)
+            status = self._provider.describe(pod.pod_id).status
         if status != PodStatus.terminated:
             raise ApplicationError(f"pod {pod.pod_id} is still {status}")
         log.info("pod_terminated", pod_id=pod.pod_id)
@@ -136,37 +164,63 @@ class PodActivities:
 
     # -- the agent -------------------------------------------------------------------------
 
+    @contextmanager
+    def _reaching(self, pod: PodHandle) -> Iterator[httpx.Client]:
+        """A client for the pod's agent. When the agent does not answer, the provider is asked
+        whether the machine is still there: a lost one fails at once (``POD_LOST``), not after
+        minutes of retries ending in ``[Errno 111] Connection refused``."""
+        try:
+            with _agent(pod) as agent:
+                yield agent
+        except httpx.TransportError as exc:
+            self._raise_if_lost(pod)
+            raise ApplicationError(
+                f"the pod's agent did not answer ({type(exc).__name__}); retrying"
+            ) from exc
+
     @activity.defn(name="upload_images")
     def upload_images(self, request: UploadImagesInput) -> UploadedImages:
-        with _agent(request.pod) as agent:
+        with self._reaching(request.pod) as agent:
             for index, key in enumerate(request.keys):
                 body = b"".join(self._storage.get(key))
-                r = agent.put(f"/images/{index}.png", content=body)
+                r = agent.put(wire.image_path(f"{index}.png"), content=body)
                 _raise_for_agent(r)
                 activity.heartbeat(index)
         return UploadedImages(count=len(request.keys))
 
     @activity.defn(name="run_training")
     def run_training(self, request: RunTrainingInput) -> None:
-        with _agent(request.pod) as agent:
-            _raise_for_agent(agent.post("/train", json={"run_id": request.run_id, "params": request.params}))
+        with self._reaching(request.pod) as agent:
+            train = wire.TrainRequest(run_id=request.run_id, params=request.params)
+            _raise_for_agent(agent.post(wire.TRAIN_PATH, json=dataclasses.asdict(train)))
 
     @activity.defn(name="poll_training")
-    def poll_training(self, request: PollTrainingInput) -> AgentProgress:
+    def poll_training(self, request: PollTrainingInput) -> MachineProgress:
         """One long poll: answers as soon as training ends, or after ``wait_s`` with the latest
         progress, which it also mirrors to lora_training_jobs."""
         # A worker that dies mid-poll is noticed by its heartbeat timeout.
         activity.heartbeat(request.after_version)
-        with _agent(request.pod) as agent:
+        with self._reaching(request.pod) as agent:
             r = agent.get(
-                "/progress",
+                wire.PROGRESS_PATH,
                 params={"after": request.after_version, "wait_s": request.wait_s, "terminal_only": True},
                 timeout=request.wait_s + 30,
             )
-            _raise_for_agent(r)
-        data = r.json()
-        progress = AgentProgress(**{k: data.get(k) for k in AgentProgress.__dataclass_fields__ if k in data})
-        percent = int(100 * progress.step / progress.total_steps) if progress.total_steps else 0
+        _raise_for_agent(r)
+        agent_progress = wire.progress_from_json(r.json())
+        progress = MachineProgress(
+            state=str(agent_progress.state),
+            version=agent_progress.version,
+            phase=agent_progress.phase,
+            step=agent_progress.step,
+            total_steps=agent_progress.total_steps,
+            loss=agent_progress.loss,
+            eta_s=agent_progress.eta_s,
+            error=None if agent_progress.error is None else agent_progress.error[:_MAX_ERROR],
+            sha256=agent_progress.sha256,
+            size=agent_progress.size,
+        )
+        percent = agent_progress.percent
         with self._pool.connection() as conn:
             conn.execute(
                 """UPDATE lora_training_jobs SET training_progress = %s, estimated_remaining = %s,
@@ -185,9 +239,14 @@ class PodActivities:
     def download_artifact(self, request: DownloadArtifactInput) -> StagedArtifact:
         """Stream the artifact from the agent into staging storage, checking its sha256."""
         key = staged_artifact_key(request.lora_id, request.sha256)
-        with _agent(request.pod) as agent, agent.stream("GET", "/artifact", timeout=600) as r:
+        # A stalled stream times out (and stops the heartbeats) within a minute, not ten.
+        stalled = httpx.Timeout(60, connect=10)
+        with (
+            self._reaching(request.pod) as agent,
+            agent.stream("GET", wire.ARTIFACT_PATH, timeout=stalled) as r,
+        ):
             _raise_for_agent(r)
-            stored = self._storage.put(key, r.iter_bytes(1 << 20))
+            stored = self._storage.put(key, beating(r.iter_bytes(1 << 20)))
         if stored.sha256 != request.sha256:
             self._storage.delete(key)
             raise ApplicationError(

@@ -29,10 +29,11 @@ from urllib.parse import unquote, urlsplit
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import beating
 from loraflow.compute.replicate import ReplicateTrainer, billed_seconds, end_reason
 from loraflow.compute.replicate_api import Training, TrainingStatus
 from loraflow.contracts.lora_training import (
-    AgentProgress,
+    MachineProgress,
     MachineReleased,
     ReplicateCancelInput,
     ReplicateDownloadInput,
@@ -114,7 +115,7 @@ class ReplicateActivities:
         return training
 
     @activity.defn(name="replicate_poll")
-    def replicate_poll(self, request: ReplicatePollInput) -> AgentProgress:
+    def replicate_poll(self, request: ReplicatePollInput) -> MachineProgress:
         """The training's state, returned when it ends or after ``wait_s``. Every way it can
         end without weights (failed, canceled, aborted) is ``failed``, with the reason."""
         deadline = time.monotonic() + request.wait_s
@@ -126,7 +127,7 @@ class ReplicateActivities:
                     state = "succeeded"
                 else:
                     state = "failed" if current.terminal else "training"
-                return AgentProgress(state=state, phase=str(current.status), error=end_reason(current))
+                return MachineProgress(state=state, phase=str(current.status), error=end_reason(current))
             time.sleep(1.0)
 
     @activity.defn(name="replicate_download")
@@ -154,7 +155,7 @@ class ReplicateActivities:
                 artifact = lora_from_weights(download, work, trigger)
             except ValueError as exc:
                 raise ApplicationError(f"the trained weights: {exc}", non_retryable=True) from exc
-            stored = self._storage.put(key, _chunks(artifact))
+            stored = self._storage.put(key, beating(_chunks(artifact)))
         log.info("replicate_weights_staged", training_id=training_id, key=key, size=stored.size)
         return StagedArtifact(key, stored.size, stored.sha256)
 
@@ -308,6 +309,7 @@ def _read_pti(path: Path) -> dict[str, tuple[str, list[int], bytes]]:
             shape = entry.get("shape") if isinstance(entry, dict) else None
             if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) for n in shape)):
                 raise ValueError(f"{_EMBEDDINGS} has no 2-D {pti_key}")
+            assert isinstance(entry, dict)  # shape came from it
             dtype = str(entry["dtype"])
             begin, stop = entry["data_offsets"]
             if dtype not in _DTYPE_SIZES or stop - begin != shape[0] * shape[1] * _DTYPE_SIZES[dtype]:

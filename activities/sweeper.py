@@ -16,11 +16,11 @@ from loraflow.compute.replicate import ReplicateTrainer
 from loraflow.compute.replicate_api import Training
 from loraflow.contracts.maintenance import SweepOrphanPodsInput, SweptOrphans
 from loraflow.contracts.names import (
-    POD_NAME_PREFIX,
     REPLICATE_HANDLE_PREFIX,
     replicate_handle,
     train_workflow_id,
     training_job_id,
+    workflow_of_pod,
 )
 from loraflow.errors import ProviderNotFound
 from loraflow.logging import get_logger
@@ -57,7 +57,9 @@ class SweeperActivities:
         for provider in self._providers:
             for state in await asyncio.to_thread(provider.list_pods):
                 pod = state.handle
-                workflow_id = pod.name.removeprefix(POD_NAME_PREFIX)
+                workflow_id = workflow_of_pod(pod.name)
+                if workflow_id is None:  # not one of ours
+                    continue
                 reason = await self._orphaned(workflow_id)
                 age = max(0.0, time.time() - pod.created_at)
                 if reason is None and age > max_training_s:

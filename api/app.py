@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
+from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi_bodies import document_manual_bodies
 from api.routes import budget, events, health, lora_models
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.image_limiter = anyio.CapacityLimiter(settings.image_check_threads)
         await app.state.pool.open(wait=False)
         await app.state.events.start()
         try:
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jwks_url=settings.jwks_url,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
     app.include_router(lora_models.router, prefix="/api/v1")
     app.include_router(events.router, prefix="/api/v1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
@@ -42,6 +43,11 @@ def get_storage(request: Request) -> Storage:
 
 def get_event_hub(request: Request) -> EventHub:
     return request.app.state.events
+
+
+def image_limiter(request: Request) -> anyio.CapacityLimiter:
+    """How many uploaded images this process decodes at once (``Settings.image_check_threads``)."""
+    return request.app.state.image_limiter
 
 
 def current_caller(

@@ -11,15 +11,19 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraflow.logging import get_logger
 
 log = get_logger(__name__)
+#: Seconds a client is asked to wait (``Retry-After``) when a dependency is down.
+RETRY_AFTER_S = 5
 
 
 class ErrorDetail(BaseModel):
@@ -49,9 +53,25 @@ class ApiError(Exception):
         self.details = details
 
 
+#: A validation error lists at most this many problems, each cut to _MAX_TEXT characters: a body
+#: with 200,000 unknown keys must not get a 17 MB answer.
+MAX_ERROR_DETAILS = 20
+_MAX_TEXT = 200
+
+
+def _details(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[ErrorDetail]:
+    return [
+        ErrorDetail(
+            field=_field((*prefix, *e.get("loc", ())))[:_MAX_TEXT],
+            message=str(e.get("msg", "invalid"))[:_MAX_TEXT],
+        )
+        for e in errors[:MAX_ERROR_DETAILS]
+    ]
+
+
 def invalid_request(exc: ValidationError, prefix: str) -> ApiError:
     """A 400 for a body the route validated itself: each problem named by its field."""
-    details = [ErrorDetail(field=_field((prefix, *e["loc"])), message=e["msg"]) for e in exc.errors()]
+    details = _details(exc.errors(), (prefix,))
     return ApiError(
         400, "invalid_request", "; ".join(f"{d.field}: {d.message}" for d in details[:3]), details
     )
@@ -100,10 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            ErrorDetail(field=_field(e.get("loc", ())), message=str(e.get("msg", "invalid")))
-            for e in exc.errors()
-        ]
+        details = _details(list(exc.errors()))
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3]) or "invalid request"
         return error_response(400, "invalid_request", summary, details)
 
@@ -117,6 +134,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
         return error_response(status, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL is unreachable (or every pooled connection waits on it): say so at once,
+        # with when to try again, instead of a 500 after the pool's wait.
+        log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return error_response(
+            503,
+            "unavailable",
+            "the database is unavailable; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
@@ -54,19 +56,33 @@ def create_request(form: FormData) -> CreateLoraRequest:
         raise invalid_request(exc, "body") from exc
 
 
-async def read_images(form: FormData, settings: Settings, already: int = 0) -> list[Upload]:
-    """Every ``images`` file, checked one by one and then as a set with the ``already`` stored."""
+def _check_and_reencode(filename: str, data: bytes, settings: Settings) -> Upload:
+    """Checked, then re-encoded: what is stored is the image alone (no metadata, no payload
+    appended after it). The sha256 stays the upload's, so a repeated upload is still seen."""
+    image = images.inspect_image(filename, data, min_side=settings.min_image_side)
+    return image, images.reencode_image(data, image.format)
+
+
+async def read_images(
+    form: FormData, settings: Settings, limiter: anyio.CapacityLimiter, already: int = 0
+) -> list[Upload]:
+    """Every ``images`` file, checked one by one and then as a set with the ``already`` stored.
+    ``limiter`` bounds how many images are decoded at once across the process."""
     files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
     if len(form.getlist("images")) != len(files):
         raise ApiError(400, "invalid_request", "`images` must be files")
     checked = []
     for upload in files:
         data = await upload.read(images.MAX_BYTES + 1)
+        filename = upload.filename or "image"
         try:
-            image = images.inspect_image(upload.filename or "image", data, min_side=settings.min_image_side)
+            # Decoding is CPU work (a 40 MP PNG takes ~0.5 s): on a thread, a few at a time, so
+            # one hostile upload never stalls every other request on the event loop.
+            checked.append(
+                await anyio.to_thread.run_sync(_check_and_reencode, filename, data, settings, limiter=limiter)
+            )
         except ImageRejected as exc:
             raise ApiError(400, "invalid_image", str(exc)) from exc
-        checked.append((image, data))
     try:
         images.check_dataset([c for c, _ in checked], already=already)
     except DatasetRejected as exc:

@@ -3,6 +3,7 @@ a domain type has a public shape here, the schema is named ``...Public`` (``Budg
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from datetime import datetime
@@ -28,10 +29,20 @@ def _check_text(value: str, *, allow_newlines: bool) -> str:
     return value
 
 
+#: Characters that show nothing: a name made only of these looks empty in the library. The same
+#: set as the database's CHECK (sql/0007_client_surface.sql).
+_INVISIBLE = re.compile(
+    "[\\s\u00a0\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u2000-\u200f\u2028-\u202f"
+    "\u205f-\u206f\u2800\u3000\u3164\ufeff\uffa0]"
+)
+
+
 def _clean_name(value: str) -> str:
     value = _check_text(value.strip(), allow_newlines=False)
     if not 1 <= len(value) <= 255:
         raise ValueError("must be 1-255 characters after trimming whitespace")
+    if not _INVISIBLE.sub("", value):
+        raise ValueError("must contain a visible character")
     return value
 
 
@@ -170,8 +181,7 @@ class BudgetStatusPublic(BaseModel):
 
 
 class HealthCheck(BaseModel):
-    ok: bool
-    detail: str | None = None
+    ok: bool = Field(description="Whether the API reached it just now (why not is in the API's log).")
 
 
 class Health(BaseModel):

@@ -131,6 +131,7 @@ def start_api(dsn: str, port: int, log: Path, workers: int) -> subprocess.Popen[
         LORAFLOW_DB_POOL_MIN=str(16 // workers),
         LORAFLOW_DB_POOL_MAX=str(16 // workers),
         LORAFLOW_API_WORKERS=str(workers),
+        LORAFLOW_ALLOW_DEV_SECRET="1",  # noqa: S106 - a flag, not a secret
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],

@@ -34,9 +34,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(_settings(args)))
 
 
+def _refuse_dev_secret(settings: Settings) -> bool:
+    try:
+        settings.refuse_dev_secret()
+    except RuntimeError as exc:
+        print(f"loraflow: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
+    if _refuse_dev_secret(_settings(args)):
+        return 2
     worker.main()
     return 0
 
@@ -47,19 +58,25 @@ def cmd_api(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = _settings(args)
+    if _refuse_dev_secret(settings):
+        return 2
     if settings.uses_dev_secret:
-        log.warning("dev_jwt_secret", hint="set LORAFLOW_JWT_SECRET outside local development")
-    options = {
-        "host": args.host or settings.api_host,
-        "port": args.port or settings.api_port,
-        "log_level": settings.log_level.lower(),
-        "access_log": False,
-    }
+        log.warning("dev_jwt_secret", hint="development stack: never expose this API")
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    log_level = settings.log_level.lower()
     if settings.api_workers > 1:
         # Each worker process builds its own app (and pool) from the environment.
-        uvicorn.run("api.app:create_app", factory=True, workers=settings.api_workers, **options)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            workers=settings.api_workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+        )
     else:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
     return 0
 
 
@@ -67,10 +84,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from loraflow.db import migrate
 
     settings = _settings(args)
-    if not settings.database_url:
-        print("DATABASE_URL is not set", file=sys.stderr)
+    try:
+        dsn = settings.require_database_url()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    applied = migrate(settings.database_url, settings.sql_dir, monthly_limit=settings.monthly_limit)
+    applied = migrate(dsn, settings.sql_dir, monthly_limit=settings.monthly_limit)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 

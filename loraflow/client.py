@@ -40,6 +40,7 @@ Inside loraflow, workflows call activities and child workflows by reference, not
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -106,7 +107,7 @@ class LoraJobs:
         """Create (once) the job's pending LoRA named ``lora_name`` and return its id."""
         if not lora_name.strip() or len(lora_name) > 255:
             raise InputRejected("lora_name must be 1-255 characters")
-        start = WithStartWorkflowOperation(
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             "JobLorasWorkflow",
             JobLoraRequest(
                 job_id=job_id,

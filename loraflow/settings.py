@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=SecretStr(DEV_JWT_SECRET),
         description="Supabase project's JWT secret (HS256).",
     )
+    #: Only ``loraflow dev``/``demo`` (and the test suite) set this: with the built-in development
+    #: secret anyone can mint any user's token, ``service_role`` included.
+    allow_dev_secret: bool = Field(
+        default=False,
+        description="Let `api`/`worker` start with the development JWT secret (set by `loraflow dev`).",
+    )
     jwt_audience: str = "authenticated"
     jwks_url: str | None = Field(
         default=None,
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes for `loraflow api`.")
     db_pool_min: int = 2
     db_pool_max: int = 16
+
+    image_check_threads: int = Field(
+        default=2, ge=1, description="Uploaded images the API decodes at once (off its event loop)."
+    )
 
     # --- training --------------------------------------------------------------------------
     base_model: str = Field(
@@ -248,6 +258,16 @@ class Settings(BaseSettings):
     @property
     def uses_dev_secret(self) -> bool:
         return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+    def refuse_dev_secret(self) -> None:
+        """For `loraflow api`/`worker`: never run on the public development secret outside the
+        dev stack."""
+        if self.uses_dev_secret and not self.allow_dev_secret:
+            raise RuntimeError(
+                "LORAFLOW_JWT_SECRET is not set, and the built-in development secret lets anyone "
+                "mint any user's token: set it to your Supabase project's JWT secret "
+                "(`loraflow dev` and `loraflow demo` run on the development secret)"
+            )
 
 
 def _without_password(message: str, dsn: str) -> str:

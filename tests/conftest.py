@@ -84,6 +84,7 @@ def api_url(settings: Settings, data_dir: Path) -> Iterator[str]:
         LORAFLOW_DATA_DIR=str(data_dir),
         LORAFLOW_LOG_LEVEL="WARNING",
         LORAFLOW_DB_POOL_MAX="24",
+        LORAFLOW_ALLOW_DEV_SECRET="1",
     )
     log = open(data_dir / "api.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,10 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from loraflow.contracts.jobs import LoraFinished
     from loraflow.contracts.limits import MIN_IMAGES, VALIDATION_IMAGES_NEEDED
     from loraflow.contracts.lora_training import (
-        AgentProgress,
         CleanupPodInput,
         CreatePodInput,
         DownloadArtifactInput,
+        MachineProgress,
         PodHandle,
         PollTrainingInput,
         PrepareDatasetInput,
@@ -70,8 +71,20 @@ _QUICK = RetryPolicy(
 #: Cleanup is retried until the provider confirms the pod is gone: a leaked pod bills forever.
 _FOREVER = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 POLL_WAIT_S = 10.0
+#: Every activity that can outlast a few seconds heartbeats (activities/heartbeats.py): a worker
+#: killed mid-activity is noticed after this long, and the attempt retried on another worker.
+HEARTBEAT = timedelta(seconds=30)
 #: ``LoraProgress`` moves in steps of this many percent.
 PROGRESS_STEP = 10
+
+#: Patches (``workflow.patched``), oldest first. Each changed the commands this workflow issues;
+#: a history recorded before it replays down the old branch (tests/workflows/test_replay.py).
+#: A cancel during create_pod waits for the create and ends the pod it made (it used to leak).
+PATCH_CREATE_POD_FINISHES_ON_CANCEL = "create-pod-finishes-on-cancel"
+#: A pod lost mid-training is cleaned up and the training runs again on a new pod.
+PATCH_RETRAIN_ON_LOST_POD = "retrain-on-lost-pod"
+#: How many pods one training may use when they keep getting lost.
+MAX_POD_ATTEMPTS = 3
 
 #: What trains: a pod (its agent does the work) or, as the fallback, a Replicate training.
 Machine = PodHandle | ReplicateTrainingHandle
@@ -85,6 +98,7 @@ class TrainLoraWorkflow:
         self._image_keys: list[str] = []
         self._frozen = False  # once training starts, the dataset no longer changes
         self._machine: Machine | None = None  # a pod or Replicate training that cleanup must end
+        self._lost_pods_s = 0.0  # billed seconds of pods lost before the one that trains
         # What the search attributes hold now: they are upserted only when these change.
         self._indexed_status = self._progress.status
         self._indexed_progress = self._progress.progress
@@ -132,6 +146,7 @@ class TrainLoraWorkflow:
         if self._machine is not None:
             # Shielded: a second cancellation must not stop a cleanup that is running.
             outcome.pod_seconds = await asyncio.shield(asyncio.ensure_future(self._cleanup(self._machine)))
+        outcome.pod_seconds += self._lost_pods_s
         outcome.cost_usd = round(outcome.pod_seconds / 3600 * self._price, 4)
         return await self._finish(request, outcome)
 
@@ -144,9 +159,9 @@ class TrainLoraWorkflow:
         await self._status(request.lora_id, TrainingStatus.TRAINING, "preparing")
         dataset = await workflow.execute_activity_method(
             LibraryActivities.prepare_dataset,
-            PrepareDatasetInput(request.lora_id, self._image_keys),
+            PrepareDatasetInput(request.lora_id, self._image_keys, request.params),
             start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(minutes=1),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
         staged = await self._train_on_a_machine(request, dataset.keys)
@@ -159,7 +174,8 @@ class TrainLoraWorkflow:
         outcome.stored = await workflow.execute_activity_method(
             LibraryActivities.store_lora,
             StoreLoraInput(request.lora_id, staged, trigger),
-            start_to_close_timeout=timedelta(minutes=30),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
 
@@ -177,23 +193,63 @@ class TrainLoraWorkflow:
         )
 
     async def _train_on_a_machine(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
-        """On a pod of the configured provider; on Replicate when it has no GPU (and the
-        fallback is on)."""
-        self._set(phase="creating_pod")
-        try:
-            pod = await workflow.execute_activity_method(
+        """On a pod of the configured provider (a new one when a pod is lost mid-training, up to
+        MAX_POD_ATTEMPTS); on Replicate when it has no GPU (and the fallback is on)."""
+        attempt = 1
+        while True:
+            self._set(phase="creating_pod", pod_id=None)
+            try:
+                pod = await self._create_pod(request, attempt)
+            except ActivityError as exc:
+                if not (request.replicate_fallback and _error_type(exc) == ErrorType.GPUS_EXHAUSTED):
+                    raise
+                workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
+                return await self._train_on_replicate(request, dataset)
+            self._machine = pod
+            try:
+                return await self._train_on_pod(request, pod, dataset)
+            except ActivityError as exc:
+                if not (
+                    _error_type(exc) == ErrorType.POD_LOST
+                    and attempt < MAX_POD_ATTEMPTS
+                    and workflow.patched(PATCH_RETRAIN_ON_LOST_POD)
+                ):
+                    raise
+                workflow.logger.warning(
+                    "pod lost (attempt %d); training again on a new pod: %s", attempt, _reason(exc)
+                )
+            self._lost_pods_s += await self._cleanup(pod)
+            self._machine = None
+            attempt += 1
+
+    async def _create_pod(self, request: TrainLoraInput, attempt: int) -> PodHandle:
+        create = CreatePodInput(request.lora_id, workflow.info().workflow_id, attempt)
+        if not workflow.patched(PATCH_CREATE_POD_FINISHES_ON_CANCEL):
+            return await workflow.execute_activity_method(
                 PodActivities.create_pod,
-                CreatePodInput(request.lora_id, workflow.info().workflow_id),
+                create,
                 start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=_QUICK,
             )
-        except ActivityError as exc:
-            if not (request.replicate_fallback and _error_type(exc) == ErrorType.GPUS_EXHAUSTED):
-                raise
-            workflow.logger.warning("no GPU at the pod provider; training on Replicate: %s", _reason(exc))
-            return await self._train_on_replicate(request, dataset)
-        self._machine = pod
-        return await self._train_on_pod(request, pod, dataset)
+        # A create cannot be taken back: cancelling it mid-call would leave the pod it makes
+        # billing with no one to end it. So a cancel lets the create finish (shielded), and the
+        # pod it made becomes the machine that cleanup ends and bills.
+        creating = workflow.start_activity_method(
+            PodActivities.create_pod,
+            create,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=_QUICK,
+        )
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            try:
+                self._machine = await creating
+            except ActivityError as exc:
+                workflow.logger.info("cancelled while creating a pod that was never made: %s", _reason(exc))
+            raise
 
     async def _train_on_pod(
         self, request: TrainLoraInput, pod: PodHandle, dataset: list[str]
@@ -203,7 +259,7 @@ class TrainLoraWorkflow:
             PodActivities.wait_pod_ready,
             WaitPodReadyInput(pod),
             start_to_close_timeout=timedelta(minutes=20),
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
         self._set(phase="uploading")
@@ -211,13 +267,13 @@ class TrainLoraWorkflow:
             PodActivities.upload_images,
             UploadImagesInput(pod, dataset),
             start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(minutes=1),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
         await workflow.execute_activity_method(
             PodActivities.run_training,
             RunTrainingInput(pod, workflow.info().workflow_id, request.params),
-            start_to_close_timeout=timedelta(minutes=2),
+            start_to_close_timeout=timedelta(minutes=1),
             retry_policy=_QUICK,
         )
         self._set(phase="training")
@@ -228,11 +284,12 @@ class TrainLoraWorkflow:
         return await workflow.execute_activity_method(
             PodActivities.download_artifact,
             DownloadArtifactInput(request.lora_id, pod, finished.sha256),
-            start_to_close_timeout=timedelta(minutes=30),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
 
-    async def _follow_training(self, pod: PodHandle, request: TrainLoraInput) -> AgentProgress:
+    async def _follow_training(self, pod: PodHandle, request: TrainLoraInput) -> MachineProgress:
         version = -1
         while True:
             _check_caps(pod, request)
@@ -270,7 +327,7 @@ class TrainLoraWorkflow:
                 ReplicateActivities.replicate_poll,
                 ReplicatePollInput(training, POLL_WAIT_S),
                 start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=_QUICK,
             )
             if progress.state in ("succeeded", "failed"):
@@ -283,7 +340,8 @@ class TrainLoraWorkflow:
         return await workflow.execute_activity_method(
             ReplicateActivities.replicate_download,
             ReplicateDownloadInput(request.lora_id, training),
-            start_to_close_timeout=timedelta(minutes=30),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
 
@@ -291,7 +349,7 @@ class TrainLoraWorkflow:
         """End the pod (or the Replicate training); its billed seconds."""
         self._price = machine.price_per_hour
         self._set(phase="cleaning_up")
-        timeout = timedelta(minutes=2)
+        timeout = timedelta(minutes=1)
         if isinstance(machine, ReplicateTrainingHandle):
             released = await workflow.execute_activity_method(
                 ReplicateActivities.replicate_cancel,
@@ -304,6 +362,7 @@ class TrainLoraWorkflow:
                 PodActivities.cleanup_pod,
                 CleanupPodInput(machine),
                 start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=_FOREVER,
             )
         return released.billed_s
@@ -323,7 +382,7 @@ class TrainLoraWorkflow:
                     ValidationActivities.validate_image,
                     r,
                     start_to_close_timeout=timedelta(minutes=15),
-                    heartbeat_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=HEARTBEAT,
                     retry_policy=_QUICK,
                 )
                 for r in requests
@@ -389,7 +448,7 @@ class TrainLoraWorkflow:
         )
         self._set(status=status, phase=phase)
 
-    def _set(self, **changes: object) -> None:
+    def _set(self, **changes: Any) -> None:
         """Change the live progress (the query's answer and the current details); the search
         attributes follow only on a transition."""
         self._progress = p = replace(self._progress, **changes)
@@ -408,7 +467,7 @@ class TrainLoraWorkflow:
     def _index(self, p: TrainingProgress) -> None:
         """Upsert ``LoraStatus`` when the status changed, ``LoraProgress`` when the progress
         crossed a step: one command per transition, none per poll."""
-        updates = []
+        updates: list[SearchAttributeUpdate[Any]] = []
         if p.status != self._indexed_status:
             self._indexed_status = p.status
             updates.append(LORA_STATUS.value_set(str(p.status)))

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep
+from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep, image_limiter
 from api.errors import ApiError, invalid_request, responses
 from api.multipart import MULTIPART, Upload, create_request, media_type, read_form, read_images
 from api.openapi_bodies import ADD_IMAGES_BODY, CREATE_LORA_BODY
@@ -108,7 +108,7 @@ async def _read_create_request(
     if content_type == MULTIPART:
         form = await read_form(request)
         body = create_request(form)
-        uploads = await read_images(form, settings)
+        uploads = await read_images(form, settings, image_limiter(request))
         if len(uploads) < limits.MIN_IMAGES:
             raise ApiError(
                 400,
@@ -142,9 +142,7 @@ async def _insert_lora(
             row = await library.create_lora(
                 conn,
                 caller,
-                NewLora(
-                    name=body.name, description=body.description, trigger_word=params.get("trigger_word")
-                ),
+                NewLora(name=body.name, description=body.description),
             )
     except DuplicateName as exc:
         raise ApiError(409, "duplicate_name", str(exc)) from exc
@@ -257,7 +255,9 @@ async def add_images(
     existing = await _open_dataset(pool, row)
     if media_type(request) != MULTIPART:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with `images` files")
-    uploads = await read_images(await read_form(request), settings, already=len(existing.image_keys))
+    uploads = await read_images(
+        await read_form(request), settings, image_limiter(request), already=len(existing.image_keys)
+    )
     if not uploads:
         raise ApiError(400, "invalid_image", "no images in the request")
     try:

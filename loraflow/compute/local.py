@@ -30,6 +30,7 @@ from loraflow.compute.base import PodState, PodStatus
 from loraflow.contracts.lora_training import PodHandle
 from loraflow.errors import ProviderError
 from loraflow.net import free_port
+from loraflow.threads import default_threads
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -45,6 +46,7 @@ class LocalProvider:
         price_per_hour: float = 0.0,
         agent_idle_s: float = 900.0,
         max_pod_s: float = 3 * 3600.0,
+        threads_per_pod: int | None = None,
     ) -> None:
         self._dir = data_dir.resolve() / "pods"
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -52,6 +54,7 @@ class LocalProvider:
         self._price = price_per_hour
         self._agent_idle_s = agent_idle_s
         self._max_pod_s = max_pod_s
+        self._threads = threads_per_pod or default_threads()
 
     # -- interface ----------------------------------------------------------------------
 
@@ -94,12 +97,11 @@ class LocalProvider:
             if process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except psutil.TimeoutExpired:
+                if not _ended(process, 10):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
+                    if not _ended(process, 10):
+                        raise ProviderError(f"pod {pod_id} did not stop", retryable=True)
             record["terminated"] = True
             record["terminated_at"] = time.time()
             self._write(record)
@@ -144,6 +146,9 @@ class LocalProvider:
             LORAFLOW_BASE_MODEL=self._base_model,
             LORAFLOW_AGENT_IDLE_S=str(self._agent_idle_s),
             LORAFLOW_AGENT_DEADLINE=str(record.get("deadline") or record["created_at"] + self._max_pod_s),
+            # The trainer's share of the cores (loraflow.threads), not all of them.
+            OMP_NUM_THREADS=str(self._threads),
+            MKL_NUM_THREADS=str(self._threads),
         )
         with (workdir / "agent.log").open("ab") as log:
             process = subprocess.Popen(
@@ -205,6 +210,26 @@ class LocalProvider:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ended(process: psutil.Process, timeout: float) -> bool:
+    """Whether the process ended within ``timeout``; a zombie has (its parent, which may not be
+    us, has yet to reap it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            process.wait(0.1)  # reaps it if it is ours
+            return True
+        except psutil.TimeoutExpired:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def _check_name(name: str) -> None:

@@ -20,8 +20,10 @@ class ErrorType(enum.StrEnum):
     PROVIDER = "ProviderError"
     #: A dataset image is unusable: the user must replace it.
     BAD_IMAGE = "BadImage"
-    #: The pod was gone before it became ready.
-    POD_GONE = "PodGone"
+    #: A pod lost before or during training (it stopped, failed or vanished: agent killed, spot
+    #: pod preempted, host gone, ended by someone else): the workflow trains again on a new pod,
+    #: a bounded number of times. (Was "PodGone" when it ended the training.)
+    POD_LOST = "PodLost"
     #: The provider says the pod cannot run (RunPod's ERROR).
     POD_FAILED = "PodFailed"
     #: The training's cost or time cap was reached.

@@ -79,7 +79,10 @@ class ReplicateTrainingHandle:
 
 
 @dataclass
-class AgentProgress:
+class MachineProgress:
+    """A training as the workflow follows it, from a pod's agent (decoded from the agent's wire
+    format, ``training_scripts.agent_protocol.Progress``) or from Replicate."""
+
     state: str = "idle"  # idle | training | succeeded | failed
     version: int = -1
     phase: str | None = None
@@ -172,6 +175,8 @@ class StatusChange:
 class PrepareDatasetInput:
     lora_id: str
     image_keys: list[str]
+    #: The parameters it will train with, checked here before any machine is rented.
+    params: dict[str, Any] | None = None
 
 
 @dataclass
@@ -183,6 +188,7 @@ class PreparedDataset:
 class CreatePodInput:
     lora_id: str
     workflow_id: str  # the pod is named after it (``names.pod_name``): found again after a crash
+    attempt: int = 1  # 2, 3...: the pod before it was lost; a new pod under a new name
 
 
 @dataclass

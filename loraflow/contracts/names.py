@@ -12,6 +12,7 @@ import uuid
 __all__ = [
     "JOB_WORKFLOW_PREFIX",
     "POD_NAME_PREFIX",
+    "POD_RETRY_MARK",
     "REPLICATE_HANDLE_PREFIX",
     "TRAIN_WORKFLOW_PREFIX",
     "Bucket",
@@ -19,6 +20,7 @@ __all__ = [
     "job_workflow_id",
     "keyframe_key",
     "lora_id_of_workflow",
+    "lora_images_prefix",
     "pod_name",
     "replicate_artifact_key",
     "replicate_dataset_key",
@@ -31,6 +33,7 @@ __all__ = [
     "uploaded_image_key",
     "validation_image_key",
     "validation_prefix",
+    "workflow_of_pod",
 ]
 
 #: ``TrainLoraWorkflow``'s id is ``lora-train-{lora_id}``: one workflow per LoRA, ever.
@@ -71,8 +74,24 @@ def job_workflow_id(job_id: str) -> str:
     return f"{JOB_WORKFLOW_PREFIX}{job_id}"
 
 
-def pod_name(workflow_id: str) -> str:
-    return f"{POD_NAME_PREFIX}{workflow_id}"
+#: A retry's pod (the first was lost) is named ``{pod_name}{POD_RETRY_MARK}{attempt}``.
+POD_RETRY_MARK = "-r"
+
+
+def pod_name(workflow_id: str, attempt: int = 1) -> str:
+    """The pod a training's ``attempt`` runs on: found again by name after a crash; a pod that
+    was lost gets a successor under a new name (providers do not reuse names)."""
+    base = f"{POD_NAME_PREFIX}{workflow_id}"
+    return base if attempt == 1 else f"{base}{POD_RETRY_MARK}{attempt}"
+
+
+def workflow_of_pod(name: str) -> str | None:
+    """The workflow id a pod of ours was named for (any attempt); None if not ours."""
+    if not name.startswith(POD_NAME_PREFIX):
+        return None
+    workflow_id = name.removeprefix(POD_NAME_PREFIX)
+    head, mark, attempt = workflow_id.rpartition(POD_RETRY_MARK)
+    return head if mark and attempt.isdigit() and int(attempt) > 1 else workflow_id
 
 
 def replicate_handle(training_id: str) -> str:
@@ -86,6 +105,11 @@ def training_job_id(workflow_id: str) -> str:
     """The ``lora_training_jobs`` row of a training workflow: one per workflow, with an id a
     retried activity computes again."""
     return str(uuid.uuid5(_TRAINING_JOB_NAMESPACE, workflow_id))
+
+
+def lora_images_prefix(user_id: str, lora_id: str) -> str:
+    """Where a LoRA's own images live (uploaded and generated); a dataset holds only these."""
+    return f"{Bucket.TRAINING_IMAGES}/{user_id}/{lora_id}/"
 
 
 def uploaded_image_key(user_id: str, lora_id: str, index: int, extension: str) -> str:

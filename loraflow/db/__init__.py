@@ -98,8 +98,16 @@ def migrate(dsn: str, sql_dir: Path, *, monthly_limit: int | None = None) -> lis
     return applied_now
 
 
+#: How long a request waits for a pooled connection before it is told the database is
+#: unavailable (503): an outage is answered in seconds, not after psycopg's default 30 s.
+POOL_WAIT_S = 2.0
+
+
 def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> AsyncConnectionPool:
-    """A pool whose connections return rows as dicts. Open it with ``await pool.open()``."""
+    """A pool whose connections return rows as dicts. Open it with ``await pool.open()``.
+
+    Each connection is checked as it is taken (a broken one, left by a database restart, is
+    replaced rather than handed out), and a request waits at most ``POOL_WAIT_S`` for one."""
     return AsyncConnectionPool(
         dsn,
         min_size=min_size,
@@ -107,6 +115,8 @@ def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> AsyncConn
         kwargs={"row_factory": dict_row, "autocommit": True},
         open=False,
         name="loraflow",
+        timeout=POOL_WAIT_S,
+        check=AsyncConnectionPool.check_connection,
     )
 
 

@@ -59,23 +59,7 @@ async def create_lora(conn: psycopg.AsyncConnection[Any], caller: Caller, new: N
     await conn.execute("SELECT loraflow_ensure_user()")
     try:
         async with conn.transaction():  # a savepoint: the caller's transaction stays usable
-            cur = await conn.execute(
-                """INSERT INTO lora_models (user_id, name, description, base_model, trigger_word,
-                                            training_params, triggered_by_job_id,
-                                            character_description)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                   RETURNING id, name, training_status, created_at""",
-                [
-                    caller.user_id,
-                    new.name,
-                    new.description,
-                    new.base_model,
-                    new.trigger_word,
-                    Jsonb(new.training_params or {}),
-                    new.triggered_by_job_id,
-                    new.character_description,
-                ],
-            )
+            cur = await conn.execute(*_insert(caller, new))
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation as exc:
         raise DuplicateName(new.name) from exc
@@ -88,6 +72,27 @@ async def create_lora(conn: psycopg.AsyncConnection[Any], caller: Caller, new: N
         raise
     assert row is not None
     return row
+
+
+def _insert(caller: Caller, new: NewLora) -> tuple[sql.Composed, list[Any]]:
+    """The INSERT for ``new``, naming only the columns it sets: a client may insert just
+    ``(user_id, name, description)`` (sql/0007); what the service sets beside them (a job's
+    LoRA) is named only when set."""
+    columns: dict[str, Any] = {"user_id": caller.user_id, "name": new.name, "description": new.description}
+    service_set = {
+        "base_model": None if new.base_model == "sdxl" else new.base_model,
+        "trigger_word": new.trigger_word,
+        "training_params": None if new.training_params is None else Jsonb(new.training_params),
+        "triggered_by_job_id": new.triggered_by_job_id,
+        "character_description": new.character_description,
+    }
+    columns.update({name: value for name, value in service_set.items() if value is not None})
+    query = sql.SQL(
+        "INSERT INTO lora_models ({}) VALUES ({}) RETURNING id, name, training_status, created_at"
+    ).format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(columns))
+    )
+    return query, list(columns.values())
 
 
 async def list_loras(

@@ -87,6 +87,8 @@ class DevStack:
                 "DATABASE_URL": self.database_url,
                 "TEMPORAL_ADDRESS": address,
                 "LORAFLOW_DATA_DIR": str(self.data_dir),
+                # The dev stack's own API and worker may run on the development secret.
+                "LORAFLOW_ALLOW_DEV_SECRET": "1",
             }
         )
         for name in ("worker", "api"):
@@ -125,10 +127,25 @@ class DevStack:
             if proc is not None:
                 embedded.stop_process(proc)
                 log.info("stopped", process=name)
+            if name == "worker":
+                self._end_local_pods()
         if self._pg_server is not None:
             self._pg_server.cleanup()
             self._pg_server = None
             log.info("stopped", process="postgres")
+
+    def _end_local_pods(self) -> None:
+        """Local pods (agent and trainer) outlive a worker by design, but not the dev stack: with
+        everything else gone they would burn the CPU for nothing. Their workflows find them gone
+        when the stack starts again and train on new pods."""
+        if self.settings.compute_provider != "local":
+            return
+        from loraflow.compute.local import LocalProvider
+
+        provider = LocalProvider(self.data_dir, base_model="unused")
+        for pod in provider.list_pods():
+            provider.terminate(pod.handle.pod_id)
+            log.info("stopped", process="pod", pod_id=pod.handle.pod_id)
 
     def banner(self) -> str:
         return (

@@ -51,6 +51,7 @@ def inspect_image(filename: str, data: bytes, *, min_side: int = MIN_SIDE) -> Ch
                     raise ImageRejected(
                         filename, f"{probe.width}x{probe.height} pixels is too many (decompression bomb?)"
                     )
+                _refuse_implausibly_small(filename, data, probe.width * probe.height)
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
                 image.load()  # decodes every byte: truncated files fail here
@@ -71,6 +72,39 @@ def inspect_image(filename: str, data: bytes, *, min_side: int = MIN_SIDE) -> Ch
             filename, f"{width}x{height} is too small; the shorter side must be ≥ {min_side}px"
         )
     return CheckedImage(filename, fmt, FORMATS[fmt], width, height, hashlib.sha256(data).hexdigest())
+
+
+#: No real image packs more pixels than this into a byte: PNG's deflate tops out near 344 RGB
+#: pixels a byte, and a flat JPEG costs some bits per 8x8 block. A small file whose header
+#: claims far more is truncated (libjpeg pads the missing rows: 2 KB "becomes" a 36 MP grey
+#: image and ~200 MB of memory), so it is refused before it is decoded.
+MAX_PIXELS_PER_BYTE = 1000
+
+
+def _refuse_implausibly_small(filename: str, data: bytes, pixels: int) -> None:
+    if pixels > MAX_PIXELS_PER_BYTE * len(data):
+        raise ImageRejected(
+            filename,
+            f"the image is damaged or truncated: {len(data)} bytes cannot hold {pixels} pixels",
+        )
+
+
+def reencode_image(data: bytes, fmt: str) -> bytes:
+    """The image alone, as stored: pixels with EXIF orientation applied, in its own format; no
+    metadata (EXIF, GPS, ICC comments), nothing appended after the image. Call after
+    ``inspect_image`` accepted it."""
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened)
+        if image.mode not in ("RGB", "RGBA", "L", "LA"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        out = io.BytesIO()
+        if fmt == "JPEG":
+            image.convert("RGB").save(out, format="JPEG", quality=95)
+        elif fmt == "WEBP":
+            image.save(out, format="WEBP", lossless=True)
+        else:
+            image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def check_dataset(images: Sequence[CheckedImage], *, already: int = 0) -> None:

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loraflow.settings import Settings
 
-__all__ = ["PRODUCTION_DEFAULTS", "PUBLIC_PARAMS", "TrainingParams", "public_params", "resolve_params"]
+__all__ = [
+    "PRODUCTION_DEFAULTS",
+    "PUBLIC_PARAMS",
+    "TrainingParams",
+    "params_problem",
+    "public_params",
+    "resolve_params",
+]
 
 #: Character-LoRA defaults for full-size SDXL (see the README for where the numbers come from).
 PRODUCTION_DEFAULTS: dict[str, Any] = {
@@ -64,6 +71,29 @@ def resolve_params(settings: Settings, overrides: TrainingParams | None) -> dict
     if "alpha" not in chosen and "rank" in chosen:
         params["alpha"] = params["rank"]
     return params
+
+
+def params_problem(settings: Settings, params: dict[str, Any]) -> str | None:
+    """Why a workflow cannot train with ``params`` (as it received them), or None.
+
+    Checked again where training starts, not only at the API: a workflow's input may come from
+    a job, an operator or an old record, and a pod must never be rented for ``steps=999999`` or
+    ``resolution=8192``. The preset's own values pass; anything else must be a choice a user
+    may make, within ``TrainingParams``' bounds."""
+    preset = resolve_params(settings, None)
+    unknown = sorted(set(params) - set(preset))
+    if unknown:
+        return f"unknown training parameters: {', '.join(unknown)}"
+    chosen = {k: v for k, v in params.items() if v != preset[k]}
+    not_choosable = sorted(set(chosen) - set(PUBLIC_PARAMS))
+    if not_choosable:
+        return f"training parameters that cannot be chosen: {', '.join(not_choosable)}"
+    try:
+        TrainingParams.model_validate(chosen)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        return f"training parameters out of bounds: {problems}"
+    return None
 
 
 def public_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -49,6 +49,12 @@ def _load(path: str) -> Any:
         library.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="peft")
 
+    import torch
+
+    from loraflow.threads import default_threads
+
+    # Beside local trainings on the same cores: this process takes its share, not all of them.
+    torch.set_num_threads(default_threads())
     pipe = StableDiffusionXLPipeline.from_pretrained(path)
     pipe.set_progress_bar_config(disable=True)
     return pipe

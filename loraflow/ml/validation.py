@@ -31,9 +31,9 @@ def _to_array(pipe: Any, data: bytes, size: int) -> Any:
     import torch
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with Image.open(io.BytesIO(data)) as opened:
+        rgb = opened.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     with torch.no_grad():
         r = pipe.vae.decode(pipe.vae.encode(x.to(pipe.vae.dtype)).latent_dist.mean).sample
     return ((r[0].permute(1, 2, 0).float().numpy() + 1) / 2).clip(0, 1)

@@ -24,6 +24,7 @@ Errors: Storage answers every non-500 error with HTTP 400 and the real code in t
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -79,7 +80,7 @@ class SupabaseStorage:
                 # the header x-upsert: false.
                 self._client.from_(bucket).upload(
                     path,
-                    spool,  # type: ignore[arg-type]  # a binary file object: httpx streams it
+                    spool,  # a binary file object: httpx streams it
                     {
                         "upsert": "false",
                         "content-type": _content_type(path),
@@ -123,11 +124,11 @@ class SupabaseStorage:
     def list(self, prefix: str) -> list[str]:
         bucket, _, folder = prefix.partition("/")
         check_key(f"{bucket}/x")
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         self._walk(bucket, folder.strip("/"), keys)
         return sorted(keys)
 
-    def _walk(self, bucket: str, folder: str, keys: list[str]) -> None:
+    def _walk(self, bucket: str, folder: str, keys: builtins.list[str]) -> None:
         # The list operation lists one folder (prefix = folder path), folders as entries with a
         # null id; storage3's body (prefix, limit, offset, sortBy) matches ListRequest.
         offset = 0

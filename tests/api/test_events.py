@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from tests.conftest import User
-from tests.workflows.test_train_lora import _new_lora
+from tests.helpers.loras import new_lora
 
 
 async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -37,7 +37,7 @@ def _service(pg_dsn: str, sql: str, params: list[Any]) -> None:
 async def test_events_are_pushed_and_a_reconnect_resumes(
     http: httpx.AsyncClient, make_user: Callable[[], User], pool: AsyncConnectionPool, pg_dsn: str
 ) -> None:
-    _, lora_id = await _new_lora(pool)
+    _, lora_id = await new_lora(pool)
     viewer = make_user()  # the library is public: anyone signed in may watch
     url = f"/api/v1/lora-models/{lora_id}/events"
     seen: list[dict[str, Any]] = []
@@ -88,7 +88,7 @@ async def test_unknown_lora_and_bad_last_event_id(
         "/api/v1/lora-models/00000000-0000-4000-8000-000000000000/events", headers=user.headers
     )
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    _, lora_id = await _new_lora(pool)
+    _, lora_id = await new_lora(pool)
     r = await http.get(
         f"/api/v1/lora-models/{lora_id}/events", headers={**user.headers, "Last-Event-ID": "abc"}
     )

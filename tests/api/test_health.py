@@ -1,4 +1,5 @@
-"""/healthz answers for the database and Temporal, and says which is down."""
+"""/healthz answers for the database and Temporal, and says which is down, but not why: the public
+sees ok/degraded, never addresses or driver messages."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ async def test_healthy_when_both_answer(http: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
-        "database": {"ok": True, "detail": None},
-        "temporal": {"ok": True, "detail": None},
+        "database": {"ok": True},
+        "temporal": {"ok": True},
     }
 
 
@@ -31,4 +32,5 @@ async def test_degraded_when_temporal_does_not_answer(settings: Settings) -> Non
     body = r.json()
     assert body["status"] == "degraded"
     assert body["database"]["ok"] is True
-    assert body["temporal"]["ok"] is False and body["temporal"]["detail"]
+    assert body == {"status": "degraded", "database": {"ok": True}, "temporal": {"ok": False}}
+    assert settings.temporal_address.split(":")[0] not in r.text

@@ -214,7 +214,7 @@ async def test_detail_shows_only_the_public_training_parameters(
     internals are the service's business: a LoRA's page shows the parameters a user chooses."""
     import psycopg
 
-    from tests.workflows.test_train_lora import character_png
+    from tests.helpers.loras import character_png
 
     owner, stranger = make_user(), make_user()
     r = await http.post(

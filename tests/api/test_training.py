@@ -19,7 +19,7 @@ from loraflow.contracts.lora_training import TrainingProgress
 from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
 from tests.conftest import User
-from tests.workflows.test_train_lora import character_png
+from tests.helpers.loras import character_png
 
 
 async def _assert_sources_agree(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import httpx
 import psutil
 
 from loraflow.auth import issue_token
+from loraflow.compute import PodStatus
+from loraflow.compute.local import LocalProvider
 from loraflow.devstack.embedded import child_env
 from loraflow.net import free_port
 from tests.conftest import JWT_SECRET
@@ -57,7 +60,7 @@ def _tree(proc: subprocess.Popen[bytes], data_dir: Path) -> list[psutil.Process]
 
 def _stop(proc: subprocess.Popen[bytes], tree: list[psutil.Process], sig: signal.Signals) -> None:
     proc.send_signal(sig)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=60) == 0, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
     _, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == [], f"left running: {[p.name() for p in alive]}"
 
@@ -78,7 +81,14 @@ def test_dev_stack_stops_cleanly_and_keeps_data_across_restarts(tmp_path: Path) 
     assert r.status_code == 201
     lora_id = r.json()["lora_id"]
     assert (data_dir / "temporal.db").exists()
+    # A local pod the stack's worker started (agent and, while training, its trainer) outlives
+    # the worker by design, but not the dev stack.
+    pods = LocalProvider(data_dir, base_model="unused")
+    pod = pods.create("lf-dev-stop-test").handle
+    agent = psutil.Process(json.loads((data_dir / "pods" / "lf-dev-stop-test.json").read_text())["pid"])
     _stop(proc, tree, signal.SIGINT)
+    assert not agent.is_running() or agent.status() == psutil.STATUS_ZOMBIE
+    assert pods.describe(pod.pod_id).status == PodStatus.terminated
 
     proc = _start(data_dir, ports)
     _wait_ready(proc, api)

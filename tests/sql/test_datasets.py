@@ -23,7 +23,9 @@ def _caller() -> Caller:
 
 
 async def _lora(pool: AsyncConnectionPool, caller: Caller, job_id: str | None = None) -> str:
-    async with as_caller(pool, caller) as conn:
+    # A job's LoRA is made by the service for the user (clients cannot name a job: sql/0007).
+    door = as_service(pool, acting_for=caller) if job_id else as_caller(pool, caller)
+    async with door as conn:
         row = await library.create_lora(
             conn,
             caller,

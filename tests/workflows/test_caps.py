@@ -13,16 +13,18 @@ from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainLoraInput
 from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.histories import record_history
+from tests.helpers.loras import new_lora, upload_images
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 from workflows.lora_training import cap_reason
 
 
+@pytest.mark.records_history
 async def test_time_cap_stops_a_running_training_and_cleans_up(
     worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(worker, user_id, lora_id, n=3)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(worker, user_id, lora_id, n=3)
     outcome = await temporal_env.client.execute_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(
@@ -35,6 +37,9 @@ async def test_time_cap_stops_a_running_training_and_cleans_up(
     assert outcome.status == "failed"
     assert outcome.error == "stopped: this training ran longer than its 8 s limit"
     assert LocalProvider(Path(worker.data_dir), base_model="unused").list_pods() == []
+    await record_history(
+        temporal_env.client.get_workflow_handle(train_workflow_id(lora_id)), "train_time_cap"
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,14 @@ from temporalio.worker import Worker
 from loraflow.auth import issue_token
 from loraflow.client import DuplicateName, LoraJobs, Refused
 from loraflow.contracts.jobs import ReferenceImage
+from loraflow.contracts.names import job_workflow_id
 from loraflow.devstack.demo import draw_character
 from loraflow.domain.clips import NOTICE_TRAINING, ClipPlanner, ClipRequest
 from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from tests.conftest import JWT_SECRET
+from tests.helpers.histories import record_history
 from tests.workflows.orchestrator import Clip, OrchestratorInput, OrchestratorResult, StandInOrchestrator
 
 ORCHESTRATOR_QUEUE = "stand-in-orchestrator"
@@ -60,6 +62,7 @@ def _new_job(pg_dsn: str) -> tuple[str, str]:
     return user_id, job_id
 
 
+@pytest.mark.records_history
 async def test_job_trains_one_lora_per_character_and_applies_it(
     worker: Settings,
     temporal_env: WorkflowEnvironment,
@@ -127,6 +130,7 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
         (lora_id, "completed", "char1", job_id)
     ]
     assert [(s.lora_id, s.character_id, s.ready) for s in result.statuses] == [(lora_id, "char1", True)]
+    await record_history(client.get_workflow_handle(job_workflow_id(job_id)), "job_two_characters")
 
     keyframe, direct, fallback = result.plans
     assert keyframe.mode == "preprocess" and keyframe.lora and keyframe.lora.lora_id == lora_id

@@ -4,6 +4,7 @@ fails with a reason the user can act on if they never come; images sent in parts
 from __future__ import annotations
 
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -12,15 +13,17 @@ from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress
 from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
 from loraflow.temporal import training_client as trainings
-from tests.workflows.test_train_lora import _new_lora
+from tests.helpers.histories import record_history
+from tests.helpers.loras import new_lora
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
 
+@pytest.mark.records_history
 async def test_no_images_in_time_fails_with_that_reason(
     worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
 ) -> None:
     settings = worker.model_copy(update={"pending_images_timeout_s": 3})
-    user_id, lora_id = await _new_lora(pool)
+    user_id, lora_id = await new_lora(pool)
     client = temporal_env.client
     started = await trainings.start_training(
         client, settings, lora_id=lora_id, user_id=user_id, image_keys=[], params=TINY_TRAINING_PARAMS
@@ -52,12 +55,14 @@ async def test_no_images_in_time_fails_with_that_reason(
         ).fetchone()
     assert (status, error) == ("failed", outcome.error)
     assert pods == (0,)
+    await record_history(handle, "train_pending_timeout")
 
 
+@pytest.mark.records_history
 async def test_waiting_workflow_shows_its_phase_and_can_be_cancelled(
     worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
+    user_id, lora_id = await new_lora(pool)
     client = temporal_env.client
     await trainings.start_training(
         client, worker, lora_id=lora_id, user_id=user_id, image_keys=["x"], params={}
@@ -69,3 +74,4 @@ async def test_waiting_workflow_shows_its_phase_and_can_be_cancelled(
     outcome = await handle.result()
     assert (outcome.status, outcome.error) == ("failed", "cancelled")
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    await record_history(handle, "train_cancelled")

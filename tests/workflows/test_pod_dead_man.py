@@ -18,7 +18,7 @@ from loraflow.contracts.lora_training import TrainingProgress, TrainLoraInput
 from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.loras import new_lora, upload_images
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
@@ -43,8 +43,8 @@ async def test_a_pod_whose_worker_never_returns_ends_itself(
     pool: AsyncConnectionPool,
     tmp_path: Path,
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(settings, user_id, lora_id)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(settings, user_id, lora_id)
     process = start_worker(settings, TASK_QUEUE, tmp_path / "worker.log", LORAFLOW_AGENT_IDLE_S="4")
     handle = await temporal_env.client.start_workflow(
         "TrainLoraWorkflow",

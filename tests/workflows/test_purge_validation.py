@@ -15,13 +15,13 @@ from loraflow.contracts.maintenance import PurgeValidationImagesInput
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from loraflow.temporal.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
-from tests.workflows.test_train_lora import _new_lora
+from tests.helpers.loras import new_lora
 
 
 async def _finished_with_images(
     pool: AsyncConnectionPool, pg_dsn: str, storage: LocalStorage, days_ago: int
 ) -> tuple[str, list[str]]:
-    _, lora_id = await _new_lora(pool)
+    _, lora_id = await new_lora(pool)
     keys = [f"lora-validation/{lora_id}/{i}.png" for i in range(3)]
     for key in keys:
         storage.put(key, [key.encode()])

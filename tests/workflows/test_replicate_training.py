@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,7 +22,8 @@ from loraflow.storage.local import LocalStorage
 from tests.fakes.replicate import FakeReplicate
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.histories import record_history
+from tests.helpers.loras import new_lora, upload_images
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
@@ -29,6 +31,7 @@ TASK_QUEUE = "loraflow-replicate-test"
 GPUS = ["NVIDIA L40S", "NVIDIA GeForce RTX 4090"]
 
 
+@pytest.mark.records_history
 async def test_no_gpu_at_runpod_falls_back_to_replicate(
     worker: Settings,
     settings: Settings,
@@ -41,8 +44,8 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
     runpod = FakeRunPod(api_key="rp", workdir=tmp_path / "runpod", no_instances=set(GPUS))
     replicate = FakeReplicate("r8_test", tmp_path / "replicate", str(tiny_model), dict(TINY_TRAINING_PARAMS))
     replicate.lose_next_create = "drop"  # the training is made, the answer never arrives
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(settings, user_id, lora_id)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
     with serve(runpod.app()) as runpod_url, serve(replicate.app()) as replicate_url:
         replicate.url = replicate_url
@@ -101,3 +104,6 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
             "SELECT runpod_pod_id FROM lora_training_jobs WHERE lora_model_id = %s", [lora_id]
         ).fetchone()
     assert pod_id == f"replicate:{training.id}"
+    await record_history(
+        temporal_env.client.get_workflow_handle(train_workflow_id(lora_id)), "train_replicate_fallback"
+    )

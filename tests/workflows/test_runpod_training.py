@@ -26,7 +26,7 @@ from loraflow.net import free_port
 from loraflow.settings import Settings
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.loras import new_lora, upload_images
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
@@ -66,8 +66,8 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
     runpod.no_instances = {"NVIDIA L40S"}
     runpod.failures = [(429, {"Retry-After": "1"})] * 3 + [(503, {})]
     runpod.lose_next_create = True  # RunPod makes the pod; its answer comes after the client gave up
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(settings, user_id, lora_id)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
     with serve(runpod.app()) as url:
         runpod.url = url

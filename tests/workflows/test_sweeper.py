@@ -20,7 +20,7 @@ from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack import embedded
 from loraflow.settings import Settings
 from loraflow.temporal import training_client as trainings
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.loras import new_lora, upload_images
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
 
@@ -38,8 +38,8 @@ async def test_sweeper_terminates_orphans_and_spares_live_trainings(
     worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, temporal_address: str
 ) -> None:
     provider = LocalProvider(Path(worker.data_dir), base_model="unused")
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(worker, user_id, lora_id, n=3)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(worker, user_id, lora_id, n=3)
     workflow_id = train_workflow_id(lora_id)
     await temporal_env.client.start_workflow(
         "TrainLoraWorkflow",
@@ -77,7 +77,7 @@ async def test_a_pod_past_the_maximum_time_is_terminated(
     worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool
 ) -> None:
     provider = LocalProvider(Path(worker.data_dir), base_model="unused")
-    user_id, lora_id = await _new_lora(pool)
+    user_id, lora_id = await new_lora(pool)
     # A live workflow (waiting for images) with a pod named after it.
     await trainings.start_training(
         temporal_env.client, worker, lora_id=lora_id, user_id=user_id, image_keys=[], params={}

@@ -4,7 +4,6 @@ storage → validation, on the tiny model."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -16,15 +15,11 @@ from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, TrainLoraInput
 from loraflow.contracts.names import train_workflow_id
-from loraflow.db import Caller, as_caller, library
-from loraflow.devstack.demo import draw_character
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
+from tests.helpers.histories import record_history
+from tests.helpers.loras import new_lora, upload_images
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
-
-
-def character_png(i: int) -> bytes:
-    return draw_character(i)
 
 
 @pytest.fixture
@@ -32,27 +27,12 @@ def worker_settings(worker: Settings) -> Settings:
     return worker
 
 
-async def _new_lora(pool: AsyncConnectionPool) -> tuple[str, str]:
-    uid = str(uuid.uuid4())
-    caller = Caller(uid, f"{uid[:8]}@example.com", "authenticated", {"sub": uid, "role": "authenticated"})
-    async with as_caller(pool, caller) as conn:
-        row = await library.create_lora(conn, caller, library.NewLora(name="Red shirt"))
-    return uid, str(row["id"])
-
-
-def _upload(settings: Settings, user_id: str, lora_id: str, n: int = 4) -> list[str]:
-    storage = LocalStorage(Path(settings.data_dir) / "storage")
-    keys = [f"lora-training-images/{user_id}/{lora_id}/uploaded/{i}.png" for i in range(n)]
-    for i, key in enumerate(keys):
-        storage.put(key, [character_png(i)])
-    return keys
-
-
+@pytest.mark.records_history
 async def test_trains_stores_validates_and_cleans_up(
     worker_settings: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(worker_settings, user_id, lora_id)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(worker_settings, user_id, lora_id)
     client = temporal_env.client
     outcome = await client.execute_workflow(
         "TrainLoraWorkflow",
@@ -105,13 +85,14 @@ async def test_trains_stores_validates_and_cleans_up(
     assert statuses == ["pending", "training", "validating", "completed"]
     assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 100
     assert all(step % 10 == 0 for step in steps)
+    await record_history(handle, "train_completed")
 
 
 async def test_bad_images_fail_without_a_pod(
     worker_settings: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(worker_settings, user_id, lora_id, n=3)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(worker_settings, user_id, lora_id, n=3)
     storage = LocalStorage(Path(worker_settings.data_dir) / "storage")
     bad = f"lora-training-images/{user_id}/{lora_id}/uploaded/3.png"
     storage.put(bad, [b"definitely not a png"])

@@ -19,7 +19,7 @@ from loraflow.contracts.lora_training import TrainingOutcome, TrainingProgress, 
 from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
-from tests.workflows.test_train_lora import _new_lora, _upload
+from tests.helpers.loras import new_lora, upload_images
 from tests.workflows.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
@@ -51,8 +51,8 @@ async def test_sigkill_mid_training_then_restart(
     pg_dsn: str,
     tmp_path: Path,
 ) -> None:
-    user_id, lora_id = await _new_lora(pool)
-    keys = _upload(settings, user_id, lora_id)
+    user_id, lora_id = await new_lora(pool)
+    keys = upload_images(settings, user_id, lora_id)
     log = tmp_path / "worker.log"
     worker = _start_worker(settings, log)
     handle = await temporal_env.client.start_workflow(

@@ -20,6 +20,7 @@ def start_worker(settings: Settings, task_queue: str, log: Path, **env: str) -> 
         LORAFLOW_DATA_DIR=str(settings.data_dir),
         LORAFLOW_TASK_QUEUE=task_queue,
         LORAFLOW_LOG_LEVEL="INFO",
+        LORAFLOW_ALLOW_DEV_SECRET="1",
         **env,
     )
     return subprocess.Popen(

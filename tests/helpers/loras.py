@@ -1,0 +1,40 @@
+"""Making a LoRA the way the API does (a row created as its user) and putting its images where
+the upload route puts them, for tests that start a training directly."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from loraflow.contracts.names import uploaded_image_key
+from loraflow.db import Caller, as_caller, library
+from loraflow.devstack.demo import draw_character
+from loraflow.settings import Settings
+from loraflow.storage.local import LocalStorage
+
+__all__ = ["character_png", "new_lora", "upload_images"]
+
+
+def character_png(i: int) -> bytes:
+    """The i-th drawing of the demo character (a PNG)."""
+    return draw_character(i)
+
+
+async def new_lora(pool: AsyncConnectionPool) -> tuple[str, str]:
+    """A new user and their pending LoRA: ``(user_id, lora_id)``."""
+    uid = str(uuid.uuid4())
+    caller = Caller(uid, f"{uid[:8]}@example.com", "authenticated", {"sub": uid, "role": "authenticated"})
+    async with as_caller(pool, caller) as conn:
+        row = await library.create_lora(conn, caller, library.NewLora(name="Red shirt"))
+    return uid, str(row["id"])
+
+
+def upload_images(settings: Settings, user_id: str, lora_id: str, n: int = 4) -> list[str]:
+    """``n`` character images stored under the LoRA's upload keys; the keys."""
+    storage = LocalStorage(Path(settings.data_dir) / "storage")
+    keys = [uploaded_image_key(user_id, lora_id, i, "png") for i in range(n)]
+    for i, key in enumerate(keys):
+        storage.put(key, [character_png(i)])
+    return keys

@@ -1,0 +1,43 @@
+"""Reaching the database the way a Supabase client does: PostgREST sets the role (``anon`` without
+a login, ``authenticated`` with one) and ``request.jwt.claims`` for the transaction, then runs the
+client's SQL. Attacks in tests/security/ come through this door."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["as_anon", "as_user", "user_claims"]
+
+
+def user_claims(user_id: str | None = None) -> dict[str, Any]:
+    uid = user_id or str(uuid.uuid4())
+    return {"sub": uid, "role": "authenticated", "email": f"{uid[:8]}@example.com"}
+
+
+@asynccontextmanager
+async def _as(
+    pool: AsyncConnectionPool, role: str, claims: dict[str, Any]
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            [role, json.dumps(claims)],
+        )
+        yield conn
+
+
+def as_anon(pool: AsyncConnectionPool) -> Any:
+    """A transaction as ``anon`` (no login)."""
+    return _as(pool, "anon", {"role": "anon"})
+
+
+def as_user(pool: AsyncConnectionPool, claims: dict[str, Any]) -> Any:
+    """A transaction as ``authenticated`` with these JWT claims."""
+    return _as(pool, "authenticated", claims)

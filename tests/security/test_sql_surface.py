@@ -1,0 +1,120 @@
+"""The database as a Supabase client reaches it (role ``anon``/``authenticated``, JWT claims set):
+only the functions and columns meant for clients are reachable."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from tests.helpers.sql_roles import as_anon, as_user, user_claims
+
+CLIENT_ROLES = ("anon", "authenticated")
+
+
+async def test_every_function_a_client_can_call_says_why(pool: AsyncConnectionPool) -> None:
+    """A new function is callable by clients only with a ``client surface:`` comment; the
+    privileges PostgreSQL grants PUBLIC by default do not count as a reason."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """SELECT p.oid::regprocedure::text AS fn, r.role, obj_description(p.oid, 'pg_proc') AS why
+                     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+                          unnest(%s::text[]) AS r(role)
+                    WHERE n.nspname IN ('public', 'auth')
+                      AND has_function_privilege(r.role, p.oid, 'EXECUTE')""",
+                [list(CLIENT_ROLES)],
+            )
+        ).fetchall()
+    callable_by_clients = {(row["fn"], row["role"]): row["why"] or "" for row in rows}
+    unexplained = sorted(k for k, why in callable_by_clients.items() if not why.startswith("client surface:"))
+    assert unexplained == []
+    # What is left is exactly the surface the product needs.
+    assert set(callable_by_clients) == {
+        ("auth.uid()", "anon"),
+        ("auth.uid()", "authenticated"),
+        ("loraflow_ensure_user()", "authenticated"),
+    }
+
+
+async def test_anon_cannot_forge_a_lora_event(pool: AsyncConnectionPool) -> None:
+    """lora_emit was SECURITY DEFINER and callable by PUBLIC: anyone could push a forged
+    "completed, storage_url=..." into any LoRA's stream, replayed to every later viewer."""
+    lora_id = str(uuid.uuid4())
+    for door in (as_anon(pool), as_user(pool, user_claims())):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with door as conn:
+                await conn.execute(
+                    'SELECT lora_emit(%s, \'status\', \'{"status": "completed", "storage_url": "http://evil"}\')',
+                    [lora_id],
+                )
+
+
+async def test_users_cannot_read_the_platforms_spend(pool: AsyncConnectionPool) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with as_user(pool, user_claims()) as conn:
+            await conn.execute("SELECT loraflow_month_spend()")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("training_params", '{"steps": 999999, "rank": 4096, "resolution": 8192}'),
+        ("reference_image_urls", "{lora-training-images/someone-else/x/uploaded/0.png}"),
+        ("base_model", "evil"),
+        ("triggered_by_job_id", str(uuid.uuid4())),
+        ("trigger_word", "x"),
+        ("character_description", "x"),
+    ],
+)
+async def test_a_client_insert_chooses_only_name_and_description(
+    pool: AsyncConnectionPool, column: str, value: str
+) -> None:
+    claims = user_claims()
+    async with as_user(pool, claims) as conn:
+        await conn.execute("SELECT loraflow_ensure_user()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with as_user(pool, claims) as conn:
+            await conn.execute(
+                f"INSERT INTO lora_models (user_id, name, {column}) VALUES (%s, %s, %s)",
+                [claims["sub"], f"planted {column}", value],
+            )
+    # ... while the plain insert a client needs still works.
+    async with as_user(pool, claims) as conn:
+        await conn.execute(
+            "INSERT INTO lora_models (user_id, name, description) VALUES (%s, %s, 'mine')",
+            [claims["sub"], f"plain {column}"],
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u200b\u200b", "\u3164", " padded ", "x" * 256, "tab\there", "\u2800"],
+    ids=["zero-width", "hangul-filler", "untrimmed", "too-long", "control", "braille-blank"],
+)
+async def test_names_the_api_refuses_are_refused_by_the_database_too(
+    pool: AsyncConnectionPool, name: str
+) -> None:
+    claims = user_claims()
+    async with as_user(pool, claims) as conn:
+        await conn.execute("SELECT loraflow_ensure_user()")
+    # (a name past 255 characters is already refused by its VARCHAR(255) type)
+    with pytest.raises((psycopg.errors.CheckViolation, psycopg.errors.StringDataRightTruncation)):
+        async with as_user(pool, claims) as conn:
+            await conn.execute(
+                "INSERT INTO lora_models (user_id, name) VALUES (%s, %s)", [claims["sub"], name]
+            )
+
+
+async def test_descriptions_are_bounded_in_the_database(pool: AsyncConnectionPool) -> None:
+    claims = user_claims()
+    async with as_user(pool, claims) as conn:
+        await conn.execute("SELECT loraflow_ensure_user()")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        async with as_user(pool, claims) as conn:
+            await conn.execute(
+                "INSERT INTO lora_models (user_id, name, description) VALUES (%s, 'long', %s)",
+                [claims["sub"], "x" * 2001],
+            )
