@@ -12,6 +12,8 @@ from loraflow.logging import configure_logging, get_logger
 from loraflow.settings import Settings, get_settings
 
 log = get_logger(__name__)
+#: Seconds `loraflow api` gives requests in flight on SIGTERM (Kubernetes' default grace is 30).
+API_SHUTDOWN_GRACE_S = 10
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -64,6 +66,9 @@ def cmd_api(args: argparse.Namespace) -> int:
         log.warning("dev_jwt_secret", hint="development stack: never expose this API")
     host, port = args.host or settings.api_host, args.port or settings.api_port
     log_level = settings.log_level.lower()
+    # On SIGTERM, requests in flight get this long to finish; then they are cut (a request that
+    # waits on a stuck database must not hold the process past its orchestrator's grace period).
+    grace = API_SHUTDOWN_GRACE_S
     if settings.api_workers > 1:
         # Each worker process builds its own app (and pool) from the environment.
         uvicorn.run(
@@ -74,9 +79,17 @@ def cmd_api(args: argparse.Namespace) -> int:
             port=port,
             log_level=log_level,
             access_log=False,
+            timeout_graceful_shutdown=grace,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=grace,
+        )
     return 0
 
 

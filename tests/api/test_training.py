@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from PIL import Image
 from temporalio.testing import WorkflowEnvironment
 
+from loraflow.compute import PodStatus
 from loraflow.compute.local import LocalProvider
 from loraflow.contracts.lora_training import TrainingProgress
 from loraflow.contracts.names import train_workflow_id
 from loraflow.settings import Settings
+from loraflow.storage.local import LocalStorage
 from tests.conftest import User
+from tests.helpers.histories import record_history
 from tests.helpers.loras import character_png
 
 
@@ -150,6 +156,7 @@ async def test_images_in_steps_start_training_once_and_then_freeze(
     assert (await http.post(cancel, headers=owner.headers)).status_code == 409
 
 
+@pytest.mark.records_history
 async def test_from_upload_to_a_completed_lora(
     http: httpx.AsyncClient,
     make_user: Callable[[], User],
@@ -185,3 +192,31 @@ async def test_from_upload_to_a_completed_lora(
     assert detail["trigger_word"] == "zxq" and detail["training_params"]["trigger_word"] == "zxq"
     assert detail["file_size"] > 0 and len(detail["sha256"]) == 64
     assert detail["storage_url"].endswith(f"{detail['sha256']}.safetensors")
+
+    # What the worker did, as the database, the storage and the provider see it.
+    storage = LocalStorage(Path(worker.data_dir) / "storage")
+    assert storage.stat(detail["storage_path"]).sha256 == detail["sha256"]
+    assert detail["storage_path"] == f"lora-models/{lora_id}/{detail['sha256']}.safetensors"
+    with psycopg.connect(worker.require_database_url()) as conn:
+        job = conn.execute(
+            "SELECT runpod_pod_id, training_progress FROM lora_training_jobs WHERE lora_model_id = %s",
+            [lora_id],
+        ).fetchall()
+    assert len(job) == 1 and job[0][0] and job[0][1] == 100
+    provider = LocalProvider(Path(worker.data_dir), base_model="unused")
+    assert provider.describe(job[0][0]).status == PodStatus.terminated
+
+    # The search attributes change on transitions only (not on every poll): each status once,
+    # in order, and the progress in 10 % steps.
+    handle = temporal_env.client.get_workflow_handle(train_workflow_id(lora_id))
+    upserts = [
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        for event in (await handle.fetch_history()).events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    statuses = [json.loads(fields["LoraStatus"].data) for fields in upserts if "LoraStatus" in fields]
+    steps = [json.loads(fields["LoraProgress"].data) for fields in upserts if "LoraProgress" in fields]
+    assert statuses == ["pending", "training", "validating", "completed"]
+    assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 100
+    assert all(step % 10 == 0 for step in steps)
+    await record_history(handle, "train_completed")

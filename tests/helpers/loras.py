@@ -5,16 +5,31 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from loraflow.contracts.lora_training import TrainingOutcome
 from loraflow.contracts.names import uploaded_image_key
 from loraflow.db import Caller, as_caller, library
 from loraflow.devstack.demo import draw_character
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
+from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
-__all__ = ["character_png", "new_lora", "upload_images"]
+__all__ = ["QUICK_TRAINING_PARAMS", "assert_every_phase_ran", "character_png", "new_lora", "upload_images"]
+
+#: Enough steps for every phase of a real training (pod, agent, trainer, download, storage,
+#: validation) to run, not for a LoRA that passes validation: for tests about the machinery
+#: around the training. The path to a LoRA that passes is tests/api/test_training.py's.
+QUICK_TRAINING_PARAMS: dict[str, Any] = {**TINY_TRAINING_PARAMS, "steps": 60}
+
+
+def assert_every_phase_ran(outcome: TrainingOutcome) -> None:
+    """The training reached its verdict: a file stored, three validation images judged, and
+    the verdict (the tiny model's business after a quick training) whichever it was."""
+    assert outcome.stored is not None and len(outcome.scores) == 3, outcome
+    assert outcome.status == "completed" or (outcome.error or "").startswith("validation failed"), outcome
 
 
 def character_png(i: int) -> bytes:

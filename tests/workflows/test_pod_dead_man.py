@@ -19,7 +19,7 @@ from loraflow.contracts.names import pod_name, train_workflow_id
 from loraflow.devstack.embedded import stop_process
 from loraflow.settings import Settings
 from tests.helpers.loras import new_lora, upload_images
-from tests.workflows.worker_process import start_worker
+from tests.helpers.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
 TASK_QUEUE = "loraflow-dead-man-test"
