@@ -4,6 +4,7 @@ answers."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -19,6 +20,11 @@ from loraflow.auth import issue_token
 from loraflow.cli import API_SHUTDOWN_GRACE_S
 from loraflow.devstack import embedded
 from tests.conftest import JWT_SECRET
+
+
+def _request_cut_by_shutdown(url: str, headers: dict[str, str]) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server ends it without an answer
+        httpx.get(f"{url}/api/v1/lora-models", headers=headers, timeout=120)
 
 
 def test_sigterm_ends_the_api_while_a_request_waits_on_the_database(
@@ -52,10 +58,7 @@ def test_sigterm_ends_the_api_while_a_request_waits_on_the_database(
             time.sleep(0.1)
         with psycopg.connect(pg_dsn) as blocker:
             blocker.execute("LOCK TABLE lora_models IN ACCESS EXCLUSIVE MODE")  # held until rollback
-            waiting = threading.Thread(
-                target=lambda: httpx.get(f"{url}/api/v1/lora-models", headers=headers, timeout=120),
-                daemon=True,
-            )
+            waiting = threading.Thread(target=_request_cut_by_shutdown, args=(url, headers), daemon=True)
             waiting.start()
             with psycopg.connect(pg_dsn, autocommit=True) as watcher:  # the request is blocked on the lock
                 while not watcher.execute(
