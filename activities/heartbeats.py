@@ -19,7 +19,7 @@ from temporalio import activity
 
 __all__ = ["HEARTBEAT_EVERY_S", "beating", "heartbeating"]
 
-#: Often enough for the workflows' 30 s heartbeat timeouts, with room for a busy machine.
+#: Often enough for the workflows' 15 s heartbeat timeouts: three beats in each, room for a busy machine.
 HEARTBEAT_EVERY_S = 5.0
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 #: How often wait_pod_ready asks the provider (backoff within its rate limit) and the agent.
-_DESCRIBE_FIRST_S, _DESCRIBE_MAX_S = 2.0, 15.0
+_DESCRIBE_FIRST_S, _DESCRIBE_MAX_S = 2.0, 10.0
 _AGENT_FIRST_S, _AGENT_MAX_S = 0.2, 2.0
 #: The longest error text carried into a workflow's history (Temporal caps failures' size; the
 #: full log stays on the pod and in the worker's log).
@@ -89,7 +89,7 @@ class PodActivities:
         """Until the agent itself answers (a running machine is not a ready agent; on RunPod the
         endpoint is not even known until the container runs). Returns the pod with its endpoint.
 
-        The provider is asked with backoff (2 s growing to 15 s: a long image pull must not spend
+        The provider is asked with backoff (2 s growing to 10 s: a long image pull must not spend
         the provider's rate limit), the agent more often (it is ours). A pod the provider reports
         failed (RunPod's ERROR) will never be ready: it is terminated and the wait ends."""
         pod = request.pod

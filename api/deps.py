@@ -63,9 +63,20 @@ def current_caller(
         raise ApiError(401, "unauthorized", str(exc)) from exc
 
 
+def current_user(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """A signed-in user. A ``service_role`` token is the platform's own key, not a user: the
+    user routes refuse it (403) rather than act as nobody in particular."""
+    if caller.role != "authenticated":
+        raise ApiError(403, "forbidden", f"a {caller.role!r} token cannot act as a user here; sign in as one")
+    return caller
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-CallerDep = Annotated[Caller, Depends(current_caller)]
+#: The signed-in user (every route but the service's).
+CallerDep = Annotated[Caller, Depends(current_user)]
+#: Any verified token, ``service_role`` included (the budget route).
+AnyCallerDep = Annotated[Caller, Depends(current_caller)]
 EventHubDep = Annotated[EventHub, Depends(get_event_hub)]

@@ -65,6 +65,9 @@ class TokenVerifier:
         email, role = claims.get("email"), claims.get("role")
         email = email if isinstance(email, str) else None
         role = role if isinstance(role, str) else "authenticated"
+        # One spelling of the subject from here on (the database's auth.uid() casts it):
+        # "urn:uuid:…", braces or upper case would otherwise fail there.
+        claims = {**claims, "sub": user_id}
         return Caller(user_id=user_id, email=email, role=role, claims=claims)
 
 

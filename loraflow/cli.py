@@ -65,6 +65,8 @@ def cmd_api(args: argparse.Namespace) -> int:
     if settings.uses_dev_secret:
         log.warning("dev_jwt_secret", hint="development stack: never expose this API")
     host, port = args.host or settings.api_host, args.port or settings.api_port
+    # Where it listens is where its files are served from, unless LORAFLOW_PUBLIC_URL says otherwise.
+    settings = settings.model_copy(update={"api_host": host, "api_port": port})
     log_level = settings.log_level.lower()
     # On SIGTERM, requests in flight get this long to finish; then they are cut (a request that
     # waits on a stuck database must not hold the process past its orchestrator's grace period).

@@ -5,6 +5,7 @@ Every variable is documented in the README's "Configuration" table; keep the two
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP API ------------------------------------------------------------------------
+    public_url: str | None = Field(
+        default=None,
+        description="The API's base URL as clients reach it; local storage's files are served from it "
+        "(default: http://API_HOST:API_PORT).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     jwt_secret: SecretStr = Field(
@@ -258,6 +264,14 @@ class Settings(BaseSettings):
     @property
     def uses_dev_secret(self) -> bool:
         return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    def file_signing_key(self) -> bytes:
+        """Signs local storage's private URLs (derived from the JWT secret: one secret to keep)."""
+        return hashlib.sha256(b"loraflow-file-urls\0" + self.jwt_secret.get_secret_value().encode()).digest()
 
     def refuse_dev_secret(self) -> None:
         """For `loraflow api`/`worker`: never run on the public development secret outside the

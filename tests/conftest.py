@@ -63,6 +63,7 @@ def settings(pg_dsn: str, temporal_address: str, data_dir: Path) -> Settings:
         temporal_address=temporal_address,
         data_dir=data_dir,
         monthly_limit=5,
+        api_port=net.free_port(),  # the session's API listens here: storage URLs point at it
     )
 
 
@@ -77,7 +78,7 @@ async def pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool]:
 @pytest.fixture(scope="session")
 def api_url(settings: Settings, data_dir: Path) -> Iterator[str]:
     """`loraflow api` as a real process on a free loopback port."""
-    port = net.free_port()
+    port = settings.api_port
     env = embedded.child_env(
         DATABASE_URL=settings.database_url or "",
         TEMPORAL_ADDRESS=settings.temporal_address,

@@ -169,7 +169,7 @@ if __name__ == "__main__":
 #: Production defaults (rank 16 on attention, lr 1e-4) are for real models.
 TINY_TRAINING_PARAMS = {
     "resolution": RESOLUTION,
-    "steps": 200,
+    "steps": 120,
     "rank": 16,
     "alpha": 16,
     "learning_rate": 3e-3,

@@ -73,7 +73,7 @@ _FOREVER = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=t
 POLL_WAIT_S = 10.0
 #: Every activity that can outlast a few seconds heartbeats (activities/heartbeats.py): a worker
 #: killed mid-activity is noticed after this long, and the attempt retried on another worker.
-HEARTBEAT = timedelta(seconds=30)
+HEARTBEAT = timedelta(seconds=15)
 #: ``LoraProgress`` moves in steps of this many percent.
 PROGRESS_STEP = 10
 

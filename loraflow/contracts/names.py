@@ -13,6 +13,7 @@ __all__ = [
     "JOB_WORKFLOW_PREFIX",
     "POD_NAME_PREFIX",
     "POD_RETRY_MARK",
+    "PUBLIC_BUCKETS",
     "REPLICATE_HANDLE_PREFIX",
     "TRAIN_WORKFLOW_PREFIX",
     "Bucket",
@@ -55,6 +56,10 @@ class Bucket(enum.StrEnum):
     VALIDATION = "lora-validation"  # private, signed URLs; purged after 30 days
     STAGING = "lora-staging"  # private: datasets and artifacts between activities
     KEYFRAMES = "lora-keyframes"  # private: keyframes of the pre-process path
+
+
+#: Buckets anyone may read by URL; the others are reached by signed, expiring URLs.
+PUBLIC_BUCKETS = frozenset({Bucket.MODELS.value})
 
 
 def train_workflow_id(lora_id: str) -> str:

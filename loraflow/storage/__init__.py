@@ -26,7 +26,11 @@ def build_storage(settings: Settings) -> Storage:
 
         from loraflow.storage.local import LocalStorage
 
-        return LocalStorage(Path(settings.data_dir) / "storage")
+        return LocalStorage(
+            Path(settings.data_dir) / "storage",
+            served_at=settings.public_base_url,
+            signing_key=settings.file_signing_key(),
+        )
     if settings.storage == "supabase":
         from loraflow.storage.supabase import SupabaseStorage
 

@@ -1,22 +1,54 @@
-"""Object storage in a local directory (the embedded default): ``DATA_DIR/storage/{bucket}/...``."""
+"""Object storage in a local directory (the embedded default): ``DATA_DIR/storage/{bucket}/...``.
+
+Its objects are reached over HTTP through the API (``GET /api/v1/files/{key}``), as Supabase
+Storage's are through its own URLs: a public bucket's by a plain URL, a private one's by a URL
+signed with an expiry (``file_url_signature``). Responses never show a server path."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from loraflow.contracts.names import PUBLIC_BUCKETS
 from loraflow.errors import ObjectExists, ObjectNotFound
 from loraflow.storage.base import StoredObject, check_key
 
+#: Where the API serves local storage's objects.
+FILES_PATH = "/api/v1/files/"
+
+
+def file_url_signature(signing_key: bytes, key: str, expires: int) -> str:
+    """The signature of a private object's URL, valid until ``expires`` (unix seconds)."""
+    return hmac.new(signing_key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def file_url_allows(signing_key: bytes, key: str, expires: int, signature: str, *, now: float) -> bool:
+    """Whether a signed URL still grants ``key``."""
+    return now < expires and hmac.compare_digest(file_url_signature(signing_key, key, expires), signature)
+
 
 class LocalStorage:
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        served_at: str | None = None,
+        signing_key: bytes | None = None,
+        url_ttl_s: int = 7 * 24 * 3600,
+    ) -> None:
+        """``served_at``: the API's public base URL, which serves these objects; without it
+        (tools, tests of storage alone) ``url`` is the file's own ``file://`` URI."""
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._served_at = served_at.rstrip("/") if served_at else None
+        self._signing_key = signing_key
+        self._url_ttl_s = url_ttl_s
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -79,7 +111,21 @@ class LocalStorage:
         )
 
     def url(self, key: str) -> str:
-        return self._path(key).as_uri()
+        if self._served_at is None or self._signing_key is None:
+            return self._path(key).as_uri()
+        bucket, _ = check_key(key)
+        url = f"{self._served_at}{FILES_PATH}{key}"
+        if bucket in PUBLIC_BUCKETS:
+            return url
+        expires = int(time.time()) + self._url_ttl_s
+        return f"{url}?expires={expires}&signature={file_url_signature(self._signing_key, key, expires)}"
+
+    def path_of(self, key: str) -> Path:
+        """The object's file (for the API's file route): ``ObjectNotFound`` if there is none."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 
+from loraflow.contracts.names import PUBLIC_BUCKETS
 from loraflow.errors import ObjectExists, ObjectNotFound
 from loraflow.logging import get_logger
 from loraflow.storage.base import StoredObject, check_key
@@ -46,7 +47,6 @@ from loraflow.storage.supabase_api import (
     SignResponse,
 )
 
-PUBLIC_BUCKETS = frozenset({"lora-models"})
 _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 _PAGE = 1000  # list page size (the document sets only a minimum of 1)
 

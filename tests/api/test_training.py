@@ -4,6 +4,7 @@ live status from the workflow, cancellation, and the whole path to a completed L
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import time
@@ -139,7 +140,8 @@ async def test_images_in_steps_start_training_once_and_then_freeze(
     r = await http.post(url, files=_files(("third.png", character_png(5))), headers=owner.headers)
     assert r.status_code == 409
     detail = (await http.get(f"/api/v1/lora-models/{lora_id}", headers=owner.headers)).json()
-    assert [u.rsplit("/", 1)[1] for u in detail["reference_image_urls"]] == ["0.png", "1.png", "2.png"]
+    names = [u.split("?")[0].rsplit("/", 1)[1] for u in detail["reference_image_urls"]]
+    assert names == ["0.png", "1.png", "2.png"]
     assert f"lora-training-images/{owner.id}/{lora_id}/uploaded/0.png" in detail["reference_image_urls"][0]
 
     # Cancel it: the owner only; it ends failed with reason "cancelled", its pod gone.
@@ -192,6 +194,16 @@ async def test_from_upload_to_a_completed_lora(
     assert detail["trigger_word"] == "zxq" and detail["training_params"]["trigger_word"] == "zxq"
     assert detail["file_size"] > 0 and len(detail["sha256"]) == 64
     assert detail["storage_url"].endswith(f"{detail['sha256']}.safetensors")
+    # Files are served by the API, never shown as server paths: the LoRA (public) by its URL,
+    # a validation image (private) by a signed one that stops working when tampered with.
+    assert "file://" not in json.dumps(detail)
+    lora_file = await http.get(detail["storage_url"])
+    assert lora_file.status_code == 200
+    assert hashlib.sha256(lora_file.content).hexdigest() == detail["sha256"]
+    signed = detail["validation_image_urls"][0]
+    assert (await http.get(signed)).status_code == 200
+    assert (await http.get(signed.replace("signature=", "signature=0"))).status_code == 403
+    assert (await http.get(signed.split("?")[0])).status_code == 403
 
     # What the worker did, as the database, the storage and the provider see it.
     storage = LocalStorage(Path(worker.data_dir) / "storage")

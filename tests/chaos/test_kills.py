@@ -29,7 +29,7 @@ from tests.helpers.loras import QUICK_TRAINING_PARAMS, assert_every_phase_ran, n
 from tests.helpers.worker_process import start_worker
 
 TASK_QUEUE = "loraflow-chaos"
-#: From the kill to the training's end: the heartbeat timeout (30 s), a new pod when it was lost,
+#: From the kill to the training's end: the heartbeat timeout (15 s), a new pod when it was lost,
 #: the rest of a quick training and its validation, on 2 busy cores.
 RECOVERY_BOUND_S = 240
 

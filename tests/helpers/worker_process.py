@@ -21,6 +21,7 @@ def start_worker(settings: Settings, task_queue: str, log: Path, **env: str) -> 
         LORAFLOW_TASK_QUEUE=task_queue,
         LORAFLOW_LOG_LEVEL="INFO",
         LORAFLOW_ALLOW_DEV_SECRET="1",
+        LORAFLOW_PUBLIC_URL=settings.public_base_url,
         **env,
     )
     return subprocess.Popen(

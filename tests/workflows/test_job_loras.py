@@ -134,7 +134,10 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
 
     keyframe, direct, fallback = result.plans
     assert keyframe.mode == "preprocess" and keyframe.lora and keyframe.lora.lora_id == lora_id
-    assert keyframe.image_url.startswith("file://") and "lora-keyframes" in keyframe.image_url
+    # Served by the API (a signed URL: keyframes are private), never a server path.
+    assert keyframe.image_url.startswith(f"{api_url}/api/v1/files/lora-keyframes/")
+    fetched = httpx.get(keyframe.image_url, timeout=10)
+    assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
     assert keyframe.prompt.startswith("ohwx character, ")
     assert direct.mode == "direct" and direct.lora and direct.lora.weights_url.endswith(".safetensors")
     assert direct.image_url == f"{image_host}/1.png"
@@ -152,7 +155,7 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
         ).fetchone()
     assert usage == 2
     # 3 uploads + 2 generated: the spec's composition for a user with 3-4 images.
-    assert [u.split(f"{lora_id}/")[1] for u in refs] == [
+    assert [u.split(f"{lora_id}/")[1].split("?")[0] for u in refs] == [
         "uploaded/0.png", "uploaded/1.png", "uploaded/2.png", "generated/0.png", "generated/1.png",
     ]  # fmt: skip
     # The character is the dataset's (lora_datasets); training_params holds the parameters only.

@@ -50,3 +50,30 @@ def test_a_failed_stream_leaves_nothing(tmp_path: Path) -> None:
 def test_bad_keys_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError):
         LocalStorage(tmp_path).put(key, [b"x"])
+
+
+def test_served_urls_are_the_apis_public_or_signed_and_expire(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from loraflow.storage.local import file_url_allows
+
+    key = b"k" * 32
+    storage = LocalStorage(tmp_path, served_at="https://api.example/", signing_key=key, url_ttl_s=60)
+    assert (
+        storage.url("lora-models/x/f.safetensors")
+        == "https://api.example/api/v1/files/lora-models/x/f.safetensors"
+    )
+    signed = urlsplit(storage.url("lora-validation/x/0.png"))
+    assert (signed.scheme, signed.netloc, signed.path) == (
+        "https",
+        "api.example",
+        "/api/v1/files/lora-validation/x/0.png",
+    )
+    query = {k: v[0] for k, v in parse_qs(signed.query).items()}
+    expires, signature = int(query["expires"]), query["signature"]
+    assert file_url_allows(key, "lora-validation/x/0.png", expires, signature, now=expires - 1)
+    assert not file_url_allows(key, "lora-validation/x/0.png", expires, signature, now=expires)  # expired
+    assert not file_url_allows(
+        key, "lora-validation/x/1.png", expires, signature, now=expires - 1
+    )  # other object
+    assert not file_url_allows(b"other" * 8, "lora-validation/x/0.png", expires, signature, now=expires - 1)
