@@ -26,6 +26,7 @@ from workflows.lora_training import TrainLoraWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.jobs import JobActivities
     from activities.records import RecordActivities
+    from loraflow.contracts.errors import ErrorType
     from loraflow.contracts.jobs import (
         CharacterLora,
         CreateJobLoraInput,
@@ -85,7 +86,7 @@ class JobLorasWorkflow:
             cause = exc.cause
             self._refused = ApplicationError(
                 getattr(cause, "message", str(exc)),
-                type=getattr(cause, "type", None) or "Refused",
+                type=getattr(cause, "type", None) or ErrorType.REFUSED,
                 non_retryable=True,
             )
             return report

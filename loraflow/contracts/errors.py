@@ -14,6 +14,8 @@ __all__ = ["ErrorType"]
 
 
 class ErrorType(enum.StrEnum):
+    #: The video job's LoRA could not be created, for a reason without a type of its own.
+    REFUSED = "Refused"
     #: No GPU type of the pod provider could be placed: the workflow trains on Replicate.
     GPUS_EXHAUSTED = "GpusExhausted"
     #: The provider refused or failed (``retryable`` decides whether Temporal retries).

@@ -29,7 +29,7 @@ def test_no_request_gets_a_500(api_url: str, make_user: Callable[[], User], mode
 
         @given(case=operation.as_strategy(generation_mode=generation))
         @hypothesis.settings(
-            max_examples=120,
+            max_examples=100,
             deadline=None,
             derandomize=True,
             suppress_health_check=list(HealthCheck),

@@ -22,7 +22,7 @@ __all__ = ["QUICK_TRAINING_PARAMS", "assert_every_phase_ran", "character_png", "
 #: Enough steps for every phase of a real training (pod, agent, trainer, download, storage,
 #: validation) to run, not for a LoRA that passes validation: for tests about the machinery
 #: around the training. The path to a LoRA that passes is tests/api/test_training.py's.
-QUICK_TRAINING_PARAMS: dict[str, Any] = {**TINY_TRAINING_PARAMS, "steps": 60}
+QUICK_TRAINING_PARAMS: dict[str, Any] = {**TINY_TRAINING_PARAMS, "steps": 40}
 
 
 def assert_every_phase_ran(outcome: TrainingOutcome) -> None:

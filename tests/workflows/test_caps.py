@@ -28,14 +28,14 @@ async def test_time_cap_stops_a_running_training_and_cleans_up(
     outcome = await temporal_env.client.execute_workflow(
         "TrainLoraWorkflow",
         TrainLoraInput(
-            lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS, max_training_s=8
+            lora_id=lora_id, user_id=user_id, image_keys=keys, params=TINY_TRAINING_PARAMS, max_training_s=4
         ),
         id=train_workflow_id(lora_id),
         task_queue=worker.task_queue,
         result_type=TrainingOutcome,
     )
     assert outcome.status == "failed"
-    assert outcome.error == "stopped: this training ran longer than its 8 s limit"
+    assert outcome.error == "stopped: this training ran longer than its 4 s limit"
     assert LocalProvider(Path(worker.data_dir), base_model="unused").list_pods() == []
     await record_history(
         temporal_env.client.get_workflow_handle(train_workflow_id(lora_id)), "train_time_cap"

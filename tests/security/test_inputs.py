@@ -1,0 +1,125 @@
+"""Inputs that cost everyone, through HTTP: forged images, oversized bodies, error floods; and what
+an upload leaves in storage (the image alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from loraflow.settings import Settings
+from loraflow.storage.local import LocalStorage
+from tests.conftest import User
+from tests.helpers.loras import character_png
+
+
+def _forged_jpeg() -> bytes:
+    """2 KB whose header claims 6000x6000: libjpeg would pad the missing rows into a 36 MP image."""
+    out = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (120, 130, 140)).save(out, format="JPEG", quality=95)
+    return out.getvalue()[:2048]
+
+
+async def test_a_small_file_claiming_a_huge_image_is_refused_as_damaged(
+    http: httpx.AsyncClient, make_user: Callable[[], User]
+) -> None:
+    user = make_user()
+    files = [("images", (f"{i}.png", character_png(i), "image/png")) for i in range(3)]
+    files.append(("images", ("forged.jpg", _forged_jpeg(), "image/jpeg")))
+    r = await http.post("/api/v1/lora-models", data={"name": "forged"}, files=files, headers=user.headers)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"].startswith("forged.jpg: the image is damaged or truncated")
+
+
+async def test_what_is_stored_is_the_image_alone(
+    http: httpx.AsyncClient, make_user: Callable[[], User], settings: Settings
+) -> None:
+    """EXIF (GPS and all) and a payload appended after the image do not reach storage; the
+    orientation the EXIF asked for is applied to the pixels."""
+    user = make_user()
+    photo = Image.open(io.BytesIO(character_png(0))).convert("RGB").resize((300, 400))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° on display
+    exif[0x010F] = "SecretCam"  # make
+    out = io.BytesIO()
+    photo.save(out, format="JPEG", exif=exif.tobytes())
+    payload = b"<?php system($_GET['c']); ?>" * 10
+    created = await http.post("/api/v1/lora-models", json={"name": "exif"}, headers=user.headers)
+    lora_id = created.json()["lora_id"]
+    # One image: stored, and too few to start a training.
+    r = await http.post(
+        f"/api/v1/lora-models/{lora_id}/images",
+        files=[("images", ("photo.jpg", out.getvalue() + payload, "image/jpeg"))],
+        headers=user.headers,
+    )
+    assert r.status_code == 200 and r.json()["training_started"] is False, r.text
+    storage = LocalStorage(Path(settings.data_dir) / "storage")
+    key = next(k for k in storage.list(f"lora-training-images/{user.id}/{lora_id}") if k.endswith(".jpg"))
+    stored = b"".join(storage.get(key))
+    assert payload[:20] not in stored and b"SecretCam" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == (400, 300)  # rotated as the EXIF said
+        assert not image.getexif()
+
+
+async def _raw_post(api_url: str, head: dict[str, str], body_parts: list[bytes]) -> bytes:
+    """POST over a raw socket, sending ``body_parts`` only as far as the server lets us; the
+    status line it answers with."""
+    host, port = api_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        lines = [
+            "POST /api/v1/lora-models HTTP/1.1",
+            f"Host: {host}",
+            *(f"{k}: {v}" for k, v in head.items()),
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        for part in body_parts:
+            if reader.at_eof():
+                break
+            with contextlib.suppress(ConnectionError):
+                writer.write(part)
+                await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+
+
+async def test_a_body_over_the_limit_is_413_before_it_is_read(
+    api_url: str, make_user: Callable[[], User]
+) -> None:
+    user = make_user()
+    auth = user.headers["Authorization"]
+    # A declared 200 MB JSON body: answered at once, with none of it sent.
+    status = await _raw_post(
+        api_url,
+        {"Authorization": auth, "Content-Type": "application/json", "Content-Length": "200000000"},
+        [],
+    )
+    assert status.startswith(b"HTTP/1.1 413")
+    # No Content-Length (chunked): refused once it streams past the limit.
+    chunk = b" " * 10_000
+    chunked = [f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"] * 100
+    status = await _raw_post(
+        api_url,
+        {"Authorization": auth, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        chunked,
+    )
+    assert status.startswith(b"HTTP/1.1 413")
+
+
+async def test_a_flood_of_validation_errors_gets_a_short_answer(
+    http: httpx.AsyncClient, make_user: Callable[[], User]
+) -> None:
+    user = make_user()
+    body = {"name": "x", "training_params": {f"k{i}": i for i in range(3000)}}
+    r = await http.post("/api/v1/lora-models", json=body, headers=user.headers)
+    assert r.status_code == 400
+    details = r.json()["error"]["details"]
+    assert 1 <= len(details) <= 20 and len(r.content) < 10_000
