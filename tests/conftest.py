@@ -160,8 +160,9 @@ async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_sdxl(tmp_path_factory.mktemp("models"))
+def tiny_model(data_dir: Path) -> Path:
+    # Where the session's worker looks for it (DATA_DIR/models): built once, not twice.
+    return ensure_tiny_sdxl(data_dir / "models")
 
 
 @pytest.fixture

@@ -297,7 +297,7 @@ class TrainLoraWorkflow:
                 PodActivities.poll_training,
                 PollTrainingInput(workflow.info().workflow_id, pod, version, POLL_WAIT_S),
                 start_to_close_timeout=timedelta(seconds=POLL_WAIT_S + 60),
-                heartbeat_timeout=timedelta(seconds=POLL_WAIT_S + 15),
+                heartbeat_timeout=timedelta(seconds=POLL_WAIT_S + 10),
                 retry_policy=_QUICK,
             )
             version = progress.version
