@@ -82,5 +82,6 @@ def test_an_outage_is_answered_with_503_at_once_and_recovery_is_prompt(
         while (r := httpx.get(library, headers=headers, timeout=30)).status_code != 200:
             assert r.status_code == 503, r.text
             assert time.monotonic() - back < 5.0, "not serving 5 s after the database came back"
+        print(f"database back: serving again after {time.monotonic() - back:.2f} s")
     finally:
         embedded.stop_process(proc)
