@@ -4,8 +4,6 @@ promptly once the database is back. A real PostgreSQL of its own, really stopped
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loraflow import net
 from loraflow.auth import issue_token
 from loraflow.db import migrate
 from loraflow.devstack import embedded
 from loraflow.settings import Settings
 from tests.conftest import JWT_SECRET
+from tests.helpers.api_process import start_api
 
 
 @pytest.fixture
@@ -30,36 +28,11 @@ def own_database(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     embedded.start_postgres(tmp_path / "pg")[0].cleanup()  # whatever state the test left it in
 
 
-def _start_api(dsn: str, temporal_address: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = net.free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],
-        env=embedded.child_env(
-            DATABASE_URL=dsn,
-            TEMPORAL_ADDRESS=temporal_address,
-            LORAFLOW_LOG_LEVEL="WARNING",
-            LORAFLOW_ALLOW_DEV_SECRET="1",
-        ),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            httpx.get(f"{url}/healthz", timeout=2)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("the API did not start")
-
-
 def test_an_outage_is_answered_with_503_at_once_and_recovery_is_prompt(
     own_database: tuple[Path, str], temporal_address: str, tmp_path: Path
 ) -> None:
     pg_dir, dsn = own_database
-    proc, url = _start_api(dsn, temporal_address, tmp_path / "api.log")
+    proc, url = start_api(dsn, temporal_address, tmp_path / "api.log")
     user = str(uuid.uuid4())
     headers = {"Authorization": f"Bearer {issue_token(JWT_SECRET, user_id=user)}"}
     library = f"{url}/api/v1/lora-models"
