@@ -3,15 +3,27 @@
 Run with `loraflow worker` (or `python worker.py`); configuration comes from the environment.
 
 This module is the composition root: the one place that builds the worker's dependencies (the
-database pools, storage, the compute provider, the Replicate trainer, the SDXL pipeline shared
-by validation and keyframes) and hands them to the activity classes. Nothing in ``loraflow/``
+database pools, storage, the compute provider, the Replicate clients, the judges, the SDXL
+pipeline of the keyframe path) and hands them to the activity classes. Nothing in ``loraflow/``
 imports it, ``activities/`` or ``workflows/``.
+
+Two roles, each on its own task queue:
+
+- ``training`` (``loraflow worker``; ``LORAFLOW_TASK_QUEUE``): the workflows and every activity
+  of training and validation. It needs no GPU and no base model: pods (or Replicate) train and
+  generate; it only judges (face or image embedding, on its CPU) and keeps the records.
+- ``gpu`` (``loraflow worker --gpu``; ``LORAFLOW_GPU_TASK_QUEUE``): ``plan_clip``, the keyframe
+  (pre-process) path, with the SDXL pipeline loaded, or with ``LORAFLOW_KEYFRAMES=replicate``
+  through Replicate predictions (then it needs no GPU either).
+
+``loraflow dev`` runs both in one process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +44,15 @@ from loraflow.temporal.schedules import ensure_schedules
 from workflows import WORKFLOWS
 
 if TYPE_CHECKING:
+    from activities.validation import Judges
+    from loraflow.compute.replicate import ReplicatePredictor
     from loraflow.ml.pipelines import SdxlPipeline
 
 log = get_logger(__name__)
 #: Sync activities (training I/O, image checks) run on this many threads, off the event loop.
 ACTIVITY_THREADS = 16
+TRAINING_ROLE, GPU_ROLE = "training", "gpu"
+ALL_ROLES = frozenset({TRAINING_ROLE, GPU_ROLE})
 
 
 # -- the dependencies ------------------------------------------------------------------------
@@ -105,6 +121,36 @@ def build_replicate_trainer(settings: Settings) -> ReplicateTrainer | None:
     )
 
 
+def build_replicate_predictor(settings: Settings) -> ReplicatePredictor | None:
+    """Replicate's predictions API (validation of the fallback's LoRAs, Replicate keyframes)."""
+    if settings.replicate_api_token is None:
+        return None
+    from loraflow.compute.replicate import ReplicateConfig, ReplicatePredictor
+
+    return ReplicatePredictor(
+        ReplicateConfig(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            destination=settings.replicate_destination,
+            trainer_version=settings.replicate_trainer_version,
+            base_url=settings.replicate_base_url,
+            price_per_hour=settings.replicate_price_per_hour,
+        )
+    )
+
+
+def build_judges(settings: Settings) -> Judges:
+    """The face judge (dlib, on by default), the image-embedding judge where a model folder is
+    configured, and the pixel judge for the tiny demo model only (it means nothing elsewhere)."""
+    from activities.validation import Judges
+    from loraflow.ml.judges import EmbeddingJudge, FaceJudge, PixelJudge
+
+    return Judges(
+        face=FaceJudge() if settings.face_judge else None,
+        embedding=EmbeddingJudge(settings.judge_model) if settings.judge_model else None,
+        pixel=PixelJudge() if settings.base_model == "tiny" else None,
+    )
+
+
 def create_activity_pool(settings: Settings) -> ConnectionPool:
     """The sync pool every sync activity reaches the database through (autocommit, tuple rows).
     Open it with ``pool.open()``; sized for the activity thread pool."""
@@ -134,36 +180,83 @@ class Dependencies:
         self._closers: list[Callable[[], object]] = []
 
     def activities(self) -> list[Callable[..., Any]]:
-        """Every activity the worker runs, each bound to its dependencies."""
+        """The training role's activities, each bound to its dependencies."""
         from loraflow.ml.pipelines import SdxlPipeline
         from loraflow.storage import build_storage
 
+        # A path only: the local provider's pods train on it. This worker never loads it, but
+        # for validate_image, which workflows started before validate-on-machine still call.
         base_model = resolve_base_model(self.settings)
         storage = build_storage(self.settings)
         provider = build_provider(self.settings, base_model)
         trainer = build_replicate_trainer(self.settings)
-        if trainer is not None:
-            self._closers.append(trainer.close)
-        pipeline = SdxlPipeline(base_model)  # one per worker: validation and keyframes share it
+        predictor = build_replicate_predictor(self.settings)
+        for client in (trainer, predictor):
+            if client is not None:
+                self._closers.append(client.close)
         return [
-            *self._training(storage, provider, pipeline),
+            *self._training(storage, provider, SdxlPipeline(base_model), trainer, predictor),
             *self._replicate(storage, trainer),
-            *self._job_side(storage, pipeline),
+            *self._job_side(storage),
             *self._housekeeping(storage, provider, trainer),
         ]
 
-    def _training(self, storage: Storage, provider: ComputeProvider, pipeline: SdxlPipeline) -> list[Any]:
-        from activities.library import LibraryActivities, ValidationActivities
+    def gpu_activities(self) -> list[Callable[..., Any]]:
+        """The GPU role's: the clip planner, with keyframes from the loaded pipeline or Replicate."""
+        from activities.apply import ApplyActivities
+        from loraflow.domain.clips import ClipPlanner, KeyframeGenerator
+        from loraflow.storage import build_storage
+
+        settings = self.settings
+        storage = build_storage(settings)
+        keyframes: KeyframeGenerator
+        if settings.keyframes == "replicate":
+            from loraflow.ml.replicate_keyframes import ReplicateKeyframes
+
+            predictor, trainer = build_replicate_predictor(settings), build_replicate_trainer(settings)
+            if predictor is None or trainer is None:
+                raise ValueError("LORAFLOW_KEYFRAMES=replicate needs LORAFLOW_REPLICATE_API_TOKEN")
+            self._closers += [predictor.close, trainer.close]
+            keyframes = ReplicateKeyframes(predictor, trainer, dsn=settings.require_database_url())
+        else:
+            from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
+            from loraflow.ml.pipelines import SdxlPipeline
+
+            cache = LoraFileCache(
+                Path(settings.data_dir) / "lora-cache", storage, max_files=settings.lora_cache_files
+            )
+            keyframes = LocalKeyframes(SdxlPipeline(resolve_base_model(settings)), cache)
+        # ClipPlanner (loraflow.domain) still opens its own connections from the DSN.
+        planner = ClipPlanner(dsn=settings.require_database_url(), storage=storage, keyframes=keyframes)
+        return [ApplyActivities(planner).plan_clip]
+
+    def _training(
+        self,
+        storage: Storage,
+        provider: ComputeProvider,
+        pipeline: SdxlPipeline,
+        trainer: ReplicateTrainer | None,
+        predictor: ReplicatePredictor | None,
+    ) -> list[Any]:
+        from activities.library import InWorkerValidationActivities, LibraryActivities
         from activities.notify import NotifyActivities
         from activities.pods import PodActivities
         from activities.records import RecordActivities
+        from activities.validation import ValidationActivities
         from loraflow.ml.validation import Validator
 
         settings, pool = self.settings, self.pool
         records = RecordActivities(pool=pool)
         library = LibraryActivities(pool=pool, storage=storage, settings=settings)
         pods = PodActivities(pool=pool, storage=storage, provider=provider)
-        validation = ValidationActivities(validator=Validator(pipeline), storage=storage)
+        validation = ValidationActivities(
+            storage=storage,
+            provider=provider,
+            judges=build_judges(settings),
+            replicate=predictor,
+            trainer=trainer,
+        )
+        in_worker = InWorkerValidationActivities(validator=Validator(pipeline), storage=storage)
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         notify = NotifyActivities(url=settings.webhook_url, secret=secret)
         return [
@@ -177,7 +270,9 @@ class Dependencies:
             pods.download_artifact,
             pods.cleanup_pod,
             library.store_lora,
-            validation.validate_image,
+            validation.validate_on_pod,
+            validation.validate_on_replicate,
+            in_worker.validate_image,
             library.record_outcome,
             notify.send_webhook,
         ]
@@ -196,23 +291,11 @@ class Dependencies:
             replicate.replicate_cancel,
         ]
 
-    def _job_side(self, storage: Storage, pipeline: SdxlPipeline) -> list[Any]:
-        from activities.apply import ApplyActivities
+    def _job_side(self, storage: Storage) -> list[Any]:
         from activities.jobs import JobActivities
-        from loraflow.domain.clips import ClipPlanner
-        from loraflow.ml.keyframes import LocalKeyframes, LoraFileCache
 
-        settings = self.settings
-        jobs = JobActivities(pool=self.async_pool, storage=storage, settings=settings)
-        cache = LoraFileCache(
-            Path(settings.data_dir) / "lora-cache", storage, max_files=settings.lora_cache_files
-        )
-        # ClipPlanner (loraflow.domain) still opens its own connections from the DSN.
-        planner = ClipPlanner(
-            dsn=settings.require_database_url(), storage=storage, keyframes=LocalKeyframes(pipeline, cache)
-        )
-        apply = ApplyActivities(planner)
-        return [jobs.create_job_lora, jobs.fetch_references, jobs.job_lora_status, apply.plan_clip]
+        jobs = JobActivities(pool=self.async_pool, storage=storage, settings=self.settings)
+        return [jobs.create_job_lora, jobs.fetch_references, jobs.job_lora_status]
 
     def _housekeeping(
         self, storage: Storage, provider: ComputeProvider, trainer: ReplicateTrainer | None
@@ -244,7 +327,10 @@ async def open_dependencies(settings: Settings, client: Client) -> Dependencies:
 # -- the worker ------------------------------------------------------------------------------
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event | None = None, roles: frozenset[str] = ALL_ROLES
+) -> None:
+    """Serve ``roles`` (``training``, ``gpu``: see the module docstring) until ``stop`` is set."""
     settings.require_database_url()
     runtime = None
     if settings.metrics_port:
@@ -263,23 +349,40 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     try:
         # Sync activities run here, off the event loop, so heartbeats keep flowing while they block.
         with concurrent.futures.ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-            worker = Worker(
-                client,
-                task_queue=settings.task_queue,
-                workflows=WORKFLOWS,
-                activities=deps.activities(),
-                activity_executor=executor,
-            )
-            await ensure_schedules(client, settings)
-            log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address)
-            async with worker:
+            workers = []
+            if TRAINING_ROLE in roles:
+                workers.append(
+                    Worker(
+                        client,
+                        task_queue=settings.task_queue,
+                        workflows=WORKFLOWS,
+                        activities=deps.activities(),
+                        activity_executor=executor,
+                    )
+                )
+                await ensure_schedules(client, settings)
+            if GPU_ROLE in roles:
+                workers.append(
+                    Worker(
+                        client,
+                        task_queue=settings.gpu_task_queue,
+                        activities=deps.gpu_activities(),
+                        activity_executor=executor,
+                    )
+                )
+            async with contextlib.AsyncExitStack() as running:
+                for worker in workers:
+                    await running.enter_async_context(worker)
+                    log.info(
+                        "worker_started", task_queue=worker.task_queue, address=settings.temporal_address
+                    )
                 await stop.wait()
             log.info("worker_stopped")
     finally:
         await deps.close()
 
 
-def main() -> None:
+def main(roles: frozenset[str] = frozenset({TRAINING_ROLE})) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
@@ -288,7 +391,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop=stop)
+        await run_worker(settings, stop=stop, roles=roles)
 
     asyncio.run(_run())
 

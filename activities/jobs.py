@@ -162,6 +162,7 @@ class JobActivities:
             cost_cap_usd=self._settings.training_cost_cap_usd,
             max_training_s=self._settings.max_training_s,
             replicate_fallback=self._settings.replicate_api_token is not None,
+            validation_steps=self._settings.resolved_validation_steps,
         )
 
     async def _download_references(self, user_id: str, lora_id: str, urls: list[str]) -> list[str]:

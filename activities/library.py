@@ -16,6 +16,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -142,6 +143,7 @@ class LibraryActivities:
         """The final record: status, validation, cost (in lora_models and job_costs). Idempotent."""
         outcome, job_id = request.outcome, training_job_id(request.workflow_id)
         urls = [s.image_url for s in outcome.scores] or None
+        report = Jsonb(asdict(outcome.validation)) if outcome.validation else None
         passed = outcome.status == TrainingStatus.COMPLETED
         cost = Decimal(str(round(outcome.cost_usd, 4)))
         with self._pool.connection() as conn:
@@ -150,9 +152,9 @@ class LibraryActivities:
                     """UPDATE lora_models
                           SET training_status = %s, error_message = %s, validation_passed = %s,
                               validation_image_urls = coalesce(%s, validation_image_urls), training_cost = %s,
-                              completed_at = now()
+                              validation_report = coalesce(%s, validation_report), completed_at = now()
                         WHERE id = %s AND training_status NOT IN ('completed', 'failed')""",
-                    [outcome.status, outcome.error, passed, urls, cost, outcome.lora_id],
+                    [outcome.status, outcome.error, passed, urls, cost, report, outcome.lora_id],
                 )
                 conn.execute(
                     """UPDATE lora_training_jobs
@@ -174,8 +176,11 @@ class LibraryActivities:
         )
 
 
-class ValidationActivities:
-    """validate_image, on the worker's validator (its pipeline is loaded once and shared)."""
+class InWorkerValidationActivities:
+    """validate_image: generation inside the worker, as workflows started before
+    ``validate-on-machine`` (workflows/lora_training.py) still schedule it. Its pipeline loads
+    only when such a workflow calls it; newer ones validate on the machine that trained
+    (activities/validation.py). Remove it once no such workflow runs."""
 
     def __init__(self, *, validator: Validator, storage: Storage) -> None:
         self._validator = validator

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from activities.heartbeats import beating, heartbeating
 from loraflow.compute import ComputeProvider, PodStatus
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.lora_training import (
+    CheckpointInfo,
     CleanupPodInput,
     CreatePodInput,
     DownloadArtifactInput,
@@ -119,19 +120,6 @@ class PodActivities:
             else:
                 time.sleep(max(0.0, next_describe - time.monotonic()))
 
-    def _raise_if_lost(self, pod: PodHandle) -> None:
-        """The agent did not answer: ask the provider whether the machine is still there. A pod
-        that stopped, failed or vanished (agent killed, spot pod preempted, host gone) is lost:
-        ``POD_LOST``, which the workflow answers with a new pod, not the user's failure."""
-        status = self._provider.describe(pod.pod_id).status
-        if status in (PodStatus.running, PodStatus.starting):
-            return
-        raise ApplicationError(
-            f"the training machine was lost (pod {pod.pod_id} is {status})",
-            type=ErrorType.POD_LOST,
-            non_retryable=True,
-        )
-
     def _raise_if_never_ready(self, pod: PodHandle, status: PodStatus) -> None:
         if status in (PodStatus.terminated, PodStatus.exited):
             # Ended by someone else (the dev stack stopping, an operator, a preemption).
@@ -164,19 +152,8 @@ class PodActivities:
 
     # -- the agent -------------------------------------------------------------------------
 
-    @contextmanager
-    def _reaching(self, pod: PodHandle) -> Iterator[httpx.Client]:
-        """A client for the pod's agent. When the agent does not answer, the provider is asked
-        whether the machine is still there: a lost one fails at once (``POD_LOST``), not after
-        minutes of retries ending in ``[Errno 111] Connection refused``."""
-        try:
-            with _agent(pod) as agent:
-                yield agent
-        except httpx.TransportError as exc:
-            self._raise_if_lost(pod)
-            raise ApplicationError(
-                f"the pod's agent did not answer ({type(exc).__name__}); retrying"
-            ) from exc
+    def _reaching(self, pod: PodHandle) -> AbstractContextManager[httpx.Client]:
+        return reaching(self._provider, pod)
 
     @activity.defn(name="upload_images")
     def upload_images(self, request: UploadImagesInput) -> UploadedImages:
@@ -184,7 +161,7 @@ class PodActivities:
             for index, key in enumerate(request.keys):
                 body = b"".join(self._storage.get(key))
                 r = agent.put(wire.image_path(f"{index}.png"), content=body)
-                _raise_for_agent(r)
+                raise_for_agent(r)
                 activity.heartbeat(index)
         return UploadedImages(count=len(request.keys))
 
@@ -192,7 +169,7 @@ class PodActivities:
     def run_training(self, request: RunTrainingInput) -> None:
         with self._reaching(request.pod) as agent:
             train = wire.TrainRequest(run_id=request.run_id, params=request.params)
-            _raise_for_agent(agent.post(wire.TRAIN_PATH, json=dataclasses.asdict(train)))
+            raise_for_agent(agent.post(wire.TRAIN_PATH, json=dataclasses.asdict(train)))
 
     @activity.defn(name="poll_training")
     def poll_training(self, request: PollTrainingInput) -> MachineProgress:
@@ -206,7 +183,7 @@ class PodActivities:
                 params={"after": request.after_version, "wait_s": request.wait_s, "terminal_only": True},
                 timeout=request.wait_s + 30,
             )
-        _raise_for_agent(r)
+        raise_for_agent(r)
         agent_progress = wire.progress_from_json(r.json())
         progress = MachineProgress(
             state=str(agent_progress.state),
@@ -219,6 +196,9 @@ class PodActivities:
             error=None if agent_progress.error is None else agent_progress.error[:_MAX_ERROR],
             sha256=agent_progress.sha256,
             size=agent_progress.size,
+            checkpoints=[
+                CheckpointInfo(c.name, c.step, c.sha256, c.size) for c in wire.checkpoints_of(agent_progress)
+            ],
         )
         percent = agent_progress.percent
         with self._pool.connection() as conn:
@@ -241,11 +221,12 @@ class PodActivities:
         key = staged_artifact_key(request.lora_id, request.sha256)
         # A stalled stream times out (and stops the heartbeats) within a minute, not ten.
         stalled = httpx.Timeout(60, connect=10)
+        which = {} if request.checkpoint is None else {"checkpoint": request.checkpoint}
         with (
             self._reaching(request.pod) as agent,
-            agent.stream("GET", wire.ARTIFACT_PATH, timeout=stalled) as r,
+            agent.stream("GET", wire.ARTIFACT_PATH, params=which, timeout=stalled) as r,
         ):
-            _raise_for_agent(r)
+            raise_for_agent(r)
             stored = self._storage.put(key, beating(r.iter_bytes(1 << 20)))
         if stored.sha256 != request.sha256:
             self._storage.delete(key)
@@ -255,13 +236,40 @@ class PodActivities:
         return StagedArtifact(key, stored.size, stored.sha256)
 
 
+@contextmanager
+def reaching(provider: ComputeProvider, pod: PodHandle) -> Iterator[httpx.Client]:
+    """A client for the pod's agent. When the agent does not answer, the provider is asked
+    whether the machine is still there: a lost one fails at once (``POD_LOST``), not after
+    minutes of retries ending in ``[Errno 111] Connection refused``."""
+    try:
+        with _agent(pod) as agent:
+            yield agent
+    except httpx.TransportError as exc:
+        _raise_if_lost(provider, pod)
+        raise ApplicationError(f"the pod's agent did not answer ({type(exc).__name__}); retrying") from exc
+
+
+def _raise_if_lost(provider: ComputeProvider, pod: PodHandle) -> None:
+    """The agent did not answer: ask the provider whether the machine is still there. A pod
+    that stopped, failed or vanished (agent killed, spot pod preempted, host gone) is lost:
+    ``POD_LOST``, which the workflow answers with a new pod, not the user's failure."""
+    status = provider.describe(pod.pod_id).status
+    if status in (PodStatus.running, PodStatus.starting):
+        return
+    raise ApplicationError(
+        f"the training machine was lost (pod {pod.pod_id} is {status})",
+        type=ErrorType.POD_LOST,
+        non_retryable=True,
+    )
+
+
 def _agent(pod: PodHandle) -> httpx.Client:
     return httpx.Client(
         base_url=pod.endpoint or "", headers={"Authorization": f"Bearer {pod.token}"}, timeout=30
     )
 
 
-def _raise_for_agent(r: httpx.Response) -> None:
+def raise_for_agent(r: httpx.Response) -> None:
     if r.status_code < 400:
         return
     if r.is_stream_consumed is False:

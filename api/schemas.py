@@ -134,6 +134,47 @@ class TrainingParamsPublic(BaseModel):
     seed: int | None = Field(default=None, description="Random seed.")
 
 
+class ValidationImage(BaseModel):
+    checkpoint: str = Field(
+        description="The checkpoint it was made with (`base`: the base model, the control)."
+    )
+    step: int = Field(description="The training step of that checkpoint (0 for the control).")
+    score: float | None = Field(description="The judge's likeness to the references (higher: more alike).")
+    shows_character: bool = Field(description="Like the references beyond the judge's floor and the control.")
+    image_url: str | None = Field(
+        description="Signed URL (expires) for the kept checkpoint's images and the controls; null otherwise."
+    )
+
+
+class ValidationPrompt(BaseModel):
+    index: int
+    prompt: str
+    seed: int
+    control: ValidationImage = Field(description="The base model's image, same prompt and seed.")
+    checkpoints: list[ValidationImage]
+
+
+class CheckpointScore(BaseModel):
+    name: str
+    step: int
+    likeness: float | None = Field(description="Mean score of its images.")
+    shown: int = Field(description="Prompts whose image shows the character.")
+    passed: bool
+
+
+class ValidationResult(BaseModel):
+    """How validation judged the LoRA: the judge, every checkpoint, the one kept."""
+
+    judge: str = Field(
+        description="`face` (face identity), `embedding` (CLIP/DINOv2) or `pixel` (tiny demo)."
+    )
+    chosen: str | None = Field(description="The checkpoint stored in the library; null if none passed.")
+    chosen_step: int | None
+    checkpoints: list[CheckpointScore]
+    prompts: list[ValidationPrompt]
+    error: str | None = Field(default=None, description="Why some validation images are missing.")
+
+
 class LoraDetail(LoraSummary):
     storage_url: str | None = Field(description="URL of the .safetensors file once trained.")
     storage_path: str | None = Field(description="Path of the file in object storage.")
@@ -142,6 +183,9 @@ class LoraDetail(LoraSummary):
     reference_image_urls: list[str] | None = Field(description="Images it was trained from.")
     validation_image_urls: list[str] | None = Field(description="Validation images (kept 30 days).")
     training_params: TrainingParamsPublic = Field(description="Training parameters used.")
+    validation: ValidationResult | None = Field(
+        default=None, description="Validation's judge, scores and chosen checkpoint, once validated."
+    )
     training_cost: float = Field(description="What training cost, in USD.")
     error_message: str | None = Field(description="Why training failed, when it did.")
     completed_at: datetime | None

@@ -50,7 +50,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if _refuse_dev_secret(_settings(args)):
         return 2
-    worker.main()
+    if args.all:
+        roles = worker.ALL_ROLES
+    else:
+        roles = frozenset({worker.GPU_ROLE if args.gpu else worker.TRAINING_ROLE})
+    worker.main(roles)
     return 0
 
 
@@ -142,9 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", help="state directory (default ./.loraflow)")
     demo.set_defaults(func=cmd_demo)
 
-    sub.add_parser("worker", help="run a Temporal worker against configured servers").set_defaults(
-        func=cmd_worker
+    work = sub.add_parser("worker", help="run a Temporal worker against configured servers")
+    role = work.add_mutually_exclusive_group()
+    role.add_argument(
+        "--gpu", action="store_true", help="serve the keyframe path (LORAFLOW_GPU_TASK_QUEUE), not training"
     )
+    role.add_argument("--all", action="store_true", help="serve both task queues (the dev stack does)")
+    work.set_defaults(func=cmd_worker)
 
     api = sub.add_parser("api", help="run the HTTP API against configured servers")
     api.add_argument("--host")

@@ -30,7 +30,8 @@ contract and never change; the helpers below are the supported way to use them:
   its update ``request_lora`` (→ the LoRA id) and its signal ``character_references``
   (``list[ReferenceImage]``);
 - activity ``job_lora_status`` (``JobLoraStatusRequest`` → ``list[JobLoraStatus]``) and activity
-  ``plan_clip`` (``ClipRequest`` → ``ClipPlan``), run on loraflow's task queue;
+  ``plan_clip`` (``ClipRequest`` → ``ClipPlan``), run on loraflow's task queues (``plan_clip``
+  on the GPU worker's, ``DEFAULT_GPU_TASK_QUEUE``: it may generate a keyframe);
 - the signals loraflow sends to ``notify_workflow_id``: ``lora_characters`` (``JobLoraReport``)
   and ``lora_finished`` (``LoraFinished``).
 
@@ -56,6 +57,7 @@ from loraflow.domain.clips import ClipPlan, ClipRequest
 from loraflow.errors import BudgetExhausted, DuplicateName, InputRejected, MonthlyLimitReached, Refused
 
 __all__ = [
+    "DEFAULT_GPU_TASK_QUEUE",
     "DEFAULT_TASK_QUEUE",
     "BudgetExhausted",
     "ClipPlan",
@@ -76,6 +78,8 @@ __all__ = [
 ]
 
 DEFAULT_TASK_QUEUE = "loraflow-training"
+#: ``plan_clip`` runs here: the keyframe path's queue (``loraflow worker --gpu``).
+DEFAULT_GPU_TASK_QUEUE = "loraflow-gpu"
 
 
 def _refusal(cause: ApplicationError, lora_name: str) -> Refused:
@@ -158,7 +162,7 @@ async def job_lora_status(job_id: str, *, task_queue: str = DEFAULT_TASK_QUEUE) 
     )
 
 
-async def plan_clip(request: ClipRequest, *, task_queue: str = DEFAULT_TASK_QUEUE) -> ClipPlan:
+async def plan_clip(request: ClipRequest, *, task_queue: str = DEFAULT_GPU_TASK_QUEUE) -> ClipPlan:
     return await workflow.execute_activity(
         "plan_clip",
         request,

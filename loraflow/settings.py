@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "LORAFLOW_TEMPORAL_NAMESPACE"),
     )
     task_queue: str = "loraflow-training"
+    gpu_task_queue: str = Field(
+        default="loraflow-gpu",
+        description="Task queue of the keyframe (pre-process) path's `plan_clip`, served by "
+        "`loraflow worker --gpu`.",
+    )
     dev_temporal_port: int = Field(default=7233, description="gRPC port of the embedded Temporal server.")
     temporal_ui_port: int = 8233
 
@@ -187,6 +192,27 @@ class Settings(BaseSettings):
     lora_cache_files: int = Field(
         default=16, ge=1, description="Downloaded LoRA files kept for the keyframe pre-process path."
     )
+    keyframes: Literal["local", "replicate"] = Field(
+        default="local",
+        description="Where the GPU worker makes keyframes: `local` (it loads the SDXL pipeline) or "
+        "`replicate` (predictions of the LoRA's Replicate version; the worker needs no GPU).",
+    )
+
+    # --- validation ------------------------------------------------------------------------
+    judge_model: str | None = Field(
+        default=None,
+        description="Local folder of a CLIP or DINOv2 image model (transformers): the judge of "
+        "characters whose references show no face.",
+    )
+    face_judge: bool = Field(
+        default=True, description="Judge characters whose references show a face by face identity (dlib)."
+    )
+    validation_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Denoising steps of each validation image (default 25; 10 on the tiny model).",
+    )
 
     # --- product rules -------------------------------------------------------------------
     monthly_budget_usd: float = Field(
@@ -247,6 +273,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def resolved_validation_steps(self) -> int:
+        if self.validation_steps is not None:
+            return self.validation_steps
+        return 10 if self.base_model == "tiny" else 25
 
     def require_database_url(self) -> str:
         """The DSN, for a process that cannot run without PostgreSQL (API, worker, migrate)."""

@@ -3,7 +3,8 @@
 RunPod starts it as the trainer image's entrypoint; the local compute provider starts the same
 agent as a subprocess. So the workflow speaks one protocol to every provider, defined once in
 ``training_scripts/agent_protocol.py`` (images in, ``/train``, long-polled ``/progress``, the
-``/artifact`` out; every request but ``/livez`` carries the pod's bearer token).
+``/artifact`` out, then ``/generate`` for validation images on the same GPU; every request
+but ``/livez`` carries the pod's bearer token).
 
 The pod watches itself (a dead-man switch): reaping pods only from the server side is a single
 point of failure, since a pod whose workflow is gone would bill until the next sweep, or forever
@@ -40,21 +41,34 @@ from fastapi.responses import FileResponse, JSONResponse
 from training_scripts.agent_protocol import (
     ARTIFACT_PATH,
     DEADLINE_ENV,
+    FINAL_CHECKPOINT,
+    GENERATE_PATH,
     HEALTHZ_PATH,
     IDLE_ENV,
     IMAGE_NAME,
     LIVEZ_PATH,
     MAX_IMAGE_BYTES,
     PROGRESS_PATH,
+    REQUEST_ID,
     SHA256_HEADER,
     TOKEN_ENV,
     TRAIN_PATH,
     AgentState,
+    Checkpoint,
+    GenerateRequest,
+    Generation,
+    GenerationState,
     Progress,
     TrainRequest,
+    checkpoints_of,
+    generation_from_json,
     progress_from_json,
 )
-from training_scripts.train_lora import ARTIFACT_NAME, EVENT_PREFIX, KOHYA_ARTIFACT_NAME
+from training_scripts.train_lora import ARTIFACT_NAME, CHECKPOINTS_DIR, EVENT_PREFIX, KOHYA_ARTIFACT_NAME
+
+#: Requests to /generate that arrive within this long of each other are generated as one batch
+#: (the workflow's validations arrive together, a few milliseconds apart).
+GATHER_S = 0.3
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 _PROGRESS_FIELDS = frozenset(f.name for f in dataclasses.fields(Progress))
@@ -154,10 +168,16 @@ class Agent:
                 )
             elif kind == "progress":
                 await self.update(**{k: event[k] for k in _PROGRESS_FIELDS if k in event})
+            elif kind == "checkpoint":
+                saved = Checkpoint(event["name"], event["step"], event["sha256"], event["size"])
+                await self.update(checkpoints=[*self.progress.checkpoints, dataclasses.asdict(saved)])
             elif kind == "done":
+                steps = self.progress.total_steps
+                final = Checkpoint(FINAL_CHECKPOINT, steps, event["sha256"], event["size"])
                 await self.update(
                     state=AgentState.SUCCEEDED, phase="done", sha256=event["sha256"], size=event["size"],
                     eta_s=0, finished_at=time.time(),
+                    checkpoints=[*self.progress.checkpoints, dataclasses.asdict(final)],
                 )  # fmt: skip
             elif kind == "failed":
                 failure = str(event.get("reason", "training failed"))
@@ -169,6 +189,14 @@ class Agent:
                 finished_at=time.time(),
             )
 
+    def checkpoint_file(self, name: str) -> Path:
+        """The file of a checkpoint the trainer announced (404 for any other name)."""
+        if name not in {c.name for c in checkpoints_of(self.progress)}:
+            raise HTTPException(404, f"no checkpoint {name!r}")
+        if name == FINAL_CHECKPOINT:
+            return self.output / ARTIFACT_NAME
+        return self.output / CHECKPOINTS_DIR / f"{name}.safetensors"
+
     def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
@@ -179,6 +207,108 @@ class Agent:
         if not AgentState(self.progress.state).finished:
             error = f"the pod ended itself: {reason}"
             await self.update(state=AgentState.FAILED, error=error, finished_at=time.time())
+
+
+class Generations:
+    """The validation images asked of this pod (``/generate``), by request id. Requests that
+    arrive together run as one batch on one loaded pipeline; each result is kept on disk (a
+    retried request, even after an agent restart, gets it again without generating again)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self.root = agent.workdir / "generated"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._jobs: dict[str, Generation] = {}
+        for saved in self.root.glob("*/generation.json"):
+            job = generation_from_json(json.loads(saved.read_text()))
+            if GenerationState(job.state) == GenerationState.SUCCEEDED:
+                self._jobs[job.request_id] = job
+        self._pending: list[GenerateRequest] = []
+        self._changed = asyncio.Condition()
+        self._runner: asyncio.Task[None] | None = None
+        self._generator: Any = None
+        self._preparing: asyncio.Future[None] | None = None
+
+    def _the_generator(self) -> Any:
+        from training_scripts.generate import ValidationGenerator
+
+        if self._generator is None:
+            self._generator = ValidationGenerator(str(self._agent.base_model))
+        return self._generator
+
+    def prepare(self) -> None:
+        """Load the validation pipeline into memory while training runs (once, in a thread)."""
+        if self._preparing is None and self._agent.base_model:
+            self._preparing = asyncio.ensure_future(asyncio.to_thread(self._the_generator().prepare))
+            self._preparing.add_done_callback(
+                lambda f: f.cancelled() or f.exception()
+            )  # failures: at /generate
+
+    async def submit(self, request: GenerateRequest) -> Generation:
+        if self._agent.progress.state != AgentState.SUCCEEDED:
+            raise HTTPException(409, f"nothing to validate: training is {self._agent.progress.state}")
+        for name in request.checkpoints:
+            self._agent.checkpoint_file(name)  # 404 for a checkpoint that does not exist
+        async with self._changed:
+            job = self._jobs.get(request.request_id)
+            if job is not None and GenerationState(job.state) != GenerationState.FAILED:
+                return job  # a retried request joins the work under way (or gets its result)
+            self._jobs[request.request_id] = job = Generation(request.request_id)
+            self._pending.append(request)
+            if self._runner is None or self._runner.done():
+                self._runner = asyncio.get_running_loop().create_task(self._run())
+            return job
+
+    async def wait(self, request_id: str, timeout: float) -> Generation:
+        def finished() -> bool:
+            return GenerationState(self._jobs[request_id].state).finished
+
+        async with self._changed:
+            if request_id not in self._jobs:
+                raise HTTPException(404, f"no generation {request_id!r}")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(finished), timeout)
+            return self._jobs[request_id]
+
+    def file(self, request_id: str, file: str) -> Path:
+        job = self._jobs.get(request_id)
+        if job is None or GenerationState(job.state) != GenerationState.SUCCEEDED:
+            raise HTTPException(404, f"no finished generation {request_id!r}")
+        if file not in {i.file for i in job.generated()}:
+            raise HTTPException(404, f"generation {request_id!r} has no {file!r}")
+        return self.root / request_id / file
+
+    async def _run(self) -> None:
+        generator = self._the_generator()
+        await asyncio.sleep(GATHER_S)  # let the rest of a batch arrive
+        while True:
+            async with self._changed:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    return
+                for request in batch:
+                    self._jobs[request.request_id].state = GenerationState.RUNNING
+            files = {name: self._agent.checkpoint_file(name) for r in batch for name in r.checkpoints}
+            started = time.monotonic()
+            try:
+                made = await asyncio.to_thread(generator.generate, batch, files, self.root)
+            except Exception as exc:  # a failed batch is reported to every request in it
+                print(f"pod agent: generation failed: {exc!r}", file=sys.stderr, flush=True)
+                done = {r.request_id: Generation(r.request_id, GenerationState.FAILED, error=repr(exc)[:2000])
+                        for r in batch}  # fmt: skip
+            else:
+                seconds = round(time.monotonic() - started, 3)
+                done = {
+                    rid: Generation(rid, GenerationState.SUCCEEDED, [dataclasses.asdict(i) for i in images],
+                                    seconds=seconds)
+                    for rid, images in made.items()
+                }  # fmt: skip
+                for rid, job in done.items():
+                    saved = self.root / rid / "generation.json"
+                    saved.write_text(json.dumps(dataclasses.asdict(job)))
+            async with self._changed:
+                self._jobs.update(done)
+                self._changed.notify_all()
 
 
 class DeadManSwitch:
@@ -287,6 +417,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.agent = Agent(workdir, base_model)
+        app.state.generations = Generations(app.state.agent)
         watcher = asyncio.get_running_loop().create_task(switch.watch(app.state.agent))
         yield
         watcher.cancel()
@@ -306,6 +437,8 @@ def create_app(
     app.post(TRAIN_PATH)(_train)
     app.get(PROGRESS_PATH, response_model=Progress)(_progress)
     app.get(ARTIFACT_PATH)(_artifact)
+    app.post(GENERATE_PATH, response_model=Generation)(_generate)
+    app.get("/generated/{request_id}/{file}")(_generated)
     return app
 
 
@@ -339,10 +472,11 @@ async def _put_image(
     return {"name": name, "sha256": digest, "stored": True}
 
 
-async def _train(body: TrainRequest, agent: AgentDep) -> JSONResponse:
+async def _train(body: TrainRequest, agent: AgentDep, request: Request) -> JSONResponse:
     if problem := body.problem():
         raise HTTPException(422, problem)
     status, progress = await agent.start(body)
+    request.app.state.generations.prepare()  # validation follows training: be ready for it
     return JSONResponse(dataclasses.asdict(progress), status_code=status)
 
 
@@ -357,12 +491,40 @@ async def _progress(
     return agent.progress
 
 
-async def _artifact(agent: AgentDep, layout: Literal["diffusers", "kohya"] = "diffusers") -> FileResponse:
+async def _artifact(
+    agent: AgentDep, layout: Literal["diffusers", "kohya"] = "diffusers", checkpoint: str | None = None
+) -> FileResponse:
     if agent.progress.state != AgentState.SUCCEEDED:
         raise HTTPException(409, f"no artifact: training is {agent.progress.state}")
-    path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
-    headers = {SHA256_HEADER: agent.progress.sha256 or ""} if layout == "diffusers" else {}
+    if checkpoint is not None and checkpoint != FINAL_CHECKPOINT:
+        if layout != "diffusers":
+            raise HTTPException(400, "checkpoints are kept in the diffusers layout only")
+        path = agent.checkpoint_file(checkpoint)
+        (saved,) = [c for c in checkpoints_of(agent.progress) if c.name == checkpoint]
+        headers = {SHA256_HEADER: saved.sha256}
+    else:
+        path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
+        headers = {SHA256_HEADER: agent.progress.sha256 or ""} if layout == "diffusers" else {}
     return FileResponse(path, media_type="application/octet-stream", headers=headers, filename=path.name)
+
+
+async def _generate(
+    body: GenerateRequest, request: Request, _: AgentDep, wait_s: Annotated[float, Query(ge=0, le=60)] = 0
+) -> Generation:
+    if problem := body.problem():
+        raise HTTPException(422, problem)
+    generations: Generations = request.app.state.generations
+    job = await generations.submit(body)
+    if wait_s:
+        job = await generations.wait(body.request_id, wait_s)
+    return job
+
+
+async def _generated(request_id: str, file: str, request: Request, _: AgentDep) -> FileResponse:
+    if not REQUEST_ID.match(request_id):
+        raise HTTPException(404, "no such generation")
+    generations: Generations = request.app.state.generations
+    return FileResponse(generations.file(request_id, file), media_type="image/png")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,19 @@ EVENT_PREFIX = "LORAFLOW_EVENT "
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 ARTIFACT_NAME = "lora.safetensors"
 KOHYA_ARTIFACT_NAME = "lora_kohya.safetensors"
+#: Where the intermediate checkpoints go, under the output folder (``checkpoint_name(step)``).
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def checkpoint_steps(steps: int, fractions: tuple[float, ...]) -> list[int]:
+    """The steps the LoRA is saved at: each fraction of ``steps`` (at least step 1), the last
+    step always (it is the artifact), each once, in order."""
+    chosen = {min(steps, max(1, round(f * steps))) for f in fractions if 0 < f <= 1}
+    return sorted(chosen | {steps})
 
 
 @dataclasses.dataclass
@@ -58,6 +71,9 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
     gradient_checkpointing: str = "auto"  # auto (on for GPUs) | on | off
     progress_every_s: float = 0.5
+    #: Save the LoRA at these fractions of the steps too: validation scores each checkpoint and
+    #: keeps the one most like the character (later training is not always better: it overfits).
+    checkpoint_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)
     target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
 
     @classmethod
@@ -67,8 +83,9 @@ class TrainConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
-        if "target_modules" in data:
-            data["target_modules"] = tuple(data["target_modules"])
+        for key in ("target_modules", "checkpoint_fractions"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -190,10 +207,21 @@ def train(cfg: TrainConfig) -> Path:
     params = [p for p in models.unet.parameters() if p.requires_grad]
     optimizer = build_optimizer(cfg.optimizer, params, cfg.learning_rate)
     models.unet, optimizer = accelerator.prepare(models.unet, optimizer)
-    _train_steps(cfg, models, accelerator, optimizer, weight_dtype, len(images))
+    output_dir = Path(cfg.output_dir)
+
+    def save_checkpoint(step: int) -> None:
+        """An intermediate LoRA (diffusers layout), announced for validation to score."""
+        name = checkpoint_name(step)
+        path = save_lora(
+            accelerator.unwrap_model(models.unet), lora_config, cfg, output_dir / CHECKPOINTS_DIR,
+            step=step, filename=f"{name}.safetensors", kohya=False,
+        )  # fmt: skip
+        emit("checkpoint", name=name, step=step, sha256=sha256_file(path), size=path.stat().st_size)
+
+    _train_steps(cfg, models, accelerator, optimizer, weight_dtype, len(images), save_checkpoint)
 
     emit("phase", phase="saving")
-    out = save_lora(accelerator.unwrap_model(models.unet), lora_config, cfg, Path(cfg.output_dir))
+    out = save_lora(accelerator.unwrap_model(models.unet), lora_config, cfg, output_dir)
     emit(
         "done",
         path=str(out),
@@ -270,10 +298,19 @@ def _add_lora(unet: Any, cfg: TrainConfig, precision: str, device: str) -> Any:
 
 
 def _train_steps(
-    cfg: TrainConfig, models: _Models, accelerator: Any, optimizer: Any, weight_dtype: Any, n_images: int
+    cfg: TrainConfig,
+    models: _Models,
+    accelerator: Any,
+    optimizer: Any,
+    weight_dtype: Any,
+    n_images: int,
+    save_checkpoint: Any,
 ) -> None:
-    """The optimisation loop, reporting progress (step, loss, ETA) as events."""
+    """The optimisation loop, reporting progress (step, loss, ETA) as events and saving the
+    intermediate checkpoints (the last step's LoRA is the artifact, saved by the caller)."""
     import torch
+
+    saves = set(checkpoint_steps(cfg.steps, cfg.checkpoint_fractions)) - {cfg.steps}
 
     add_time_ids = torch.tensor(
         [[cfg.resolution, cfg.resolution, 0, 0, cfg.resolution, cfg.resolution]], dtype=weight_dtype
@@ -304,6 +341,8 @@ def _train_steps(
                 eta_s=round(per_step * (cfg.steps - step), 1),
                 seconds_per_step=round(per_step, 4),
             )
+        if step in saves:
+            save_checkpoint(step)
 
 
 def _step_loss(
@@ -352,8 +391,18 @@ def _step_loss(
     return (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
 
 
-def save_lora(unet: Any, lora_config: Any, cfg: TrainConfig, output_dir: Path) -> Path:
-    """Write ``lora.safetensors`` (diffusers/PEFT keys, fp16) and ``lora_kohya.safetensors``."""
+def save_lora(
+    unet: Any,
+    lora_config: Any,
+    cfg: TrainConfig,
+    output_dir: Path,
+    *,
+    step: int | None = None,
+    filename: str = ARTIFACT_NAME,
+    kohya: bool = True,
+) -> Path:
+    """Write ``filename`` (diffusers/PEFT keys, fp16) and, with ``kohya``,
+    ``lora_kohya.safetensors``; ``step`` is the step it was saved at (default: the last)."""
     import tempfile
 
     import torch
@@ -370,7 +419,7 @@ def save_lora(unet: Any, lora_config: Any, cfg: TrainConfig, output_dir: Path) -
         "loraflow.base_model_path": str(cfg.base_model),
         "loraflow.rank": str(cfg.rank),
         "loraflow.alpha": str(cfg.alpha),
-        "loraflow.steps": str(cfg.steps),
+        "loraflow.steps": str(cfg.steps if step is None else step),
         "loraflow.trigger_word": cfg.trigger_word,
         "loraflow.resolution": str(cfg.resolution),
         "loraflow.seed": str(cfg.seed),
@@ -385,10 +434,10 @@ def save_lora(unet: Any, lora_config: Any, cfg: TrainConfig, output_dir: Path) -
             tmp,
             unet_lora_layers=convert_state_dict_to_diffusers(peft_state),
             unet_lora_adapter_metadata=lora_config.to_dict(),
-            weight_name=ARTIFACT_NAME,
+            weight_name=filename,
             safe_serialization=True,
         )
-        written = Path(tmp) / ARTIFACT_NAME
+        written = Path(tmp) / filename
         from safetensors import safe_open
 
         with safe_open(str(written), framework="pt") as f:
@@ -400,9 +449,11 @@ def save_lora(unet: Any, lora_config: Any, cfg: TrainConfig, output_dir: Path) -
             adapter = {k: sorted(v) if isinstance(v, list) else v for k, v in adapter.items()}
             diffusers_meta["lora_adapter_metadata"] = json.dumps(adapter, sort_keys=True)
         tensors = load_file(str(written))
-        final = output_dir / ARTIFACT_NAME
+        final = output_dir / filename
         save_file(tensors, str(final), metadata={**diffusers_meta, **metadata})
         canonicalize_safetensors(final)
+    if not kohya:
+        return final
 
     kohya = convert_state_dict_to_kohya({f"unet.{k}": v for k, v in peft_state.items()})
     kohya = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in kohya.items()}

@@ -158,6 +158,7 @@ class JobLorasWorkflow:
                 cost_cap_usd=dataset.cost_cap_usd,
                 max_training_s=dataset.max_training_s,
                 replicate_fallback=dataset.replicate_fallback,
+                validation_steps=dataset.validation_steps,
                 notify_workflow_id=request.notify_workflow_id,
                 character_id=lora.character_id,
                 job_id=request.job_id,

@@ -2,8 +2,10 @@
 images to a validated file.
 
 prepare dataset → create pod → wait until its agent answers → upload images → run training →
-poll (long polls: the end is seen at once) → download → **cleanup, always** → store →
-validate (one per prompt, in parallel) → record completed or failed.
+poll (long polls: the end is seen at once) → validate on the pod (one activity per prompt, in
+parallel: the base model's image and every checkpoint's, judged against the references) →
+download the best checkpoint that passed → **cleanup, always** → store → record completed or
+failed. (Before ``validate-on-machine``: download → cleanup → store → validate in the worker.)
 
 Deterministic: no I/O here. Live progress is held in the workflow (query ``progress``), shown
 as the workflow's current details, and mirrored to the database by the poll activity. The
@@ -23,18 +25,21 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.library import LibraryActivities, ValidationActivities
+    from activities.library import InWorkerValidationActivities, LibraryActivities
     from activities.notify import NotifyActivities
     from activities.pods import PodActivities
     from activities.records import RecordActivities
     from activities.replicate import ReplicateActivities
+    from activities.validation import ValidationActivities
     from loraflow.contracts.errors import ErrorType
     from loraflow.contracts.jobs import LoraFinished
     from loraflow.contracts.limits import MIN_IMAGES, VALIDATION_IMAGES_NEEDED
     from loraflow.contracts.lora_training import (
+        CheckpointInfo,
         CleanupPodInput,
         CreatePodInput,
         DownloadArtifactInput,
@@ -42,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         PodHandle,
         PollTrainingInput,
         PrepareDatasetInput,
+        PromptValidation,
         RecordOutcomeInput,
         ReplicateCancelInput,
         ReplicateDownloadInput,
@@ -57,12 +63,17 @@ with workflow.unsafe.imports_passed_through():
         TrainingProgress,
         TrainLoraInput,
         UploadImagesInput,
+        ValidateOnPodInput,
+        ValidateOnReplicateInput,
+        ValidationReport,
         ValidationRequest,
         ValidationScore,
         WaitPodReadyInput,
     )
+    from loraflow.contracts.names import FINAL_CHECKPOINT
     from loraflow.contracts.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
     from loraflow.contracts.status import TrainingStatus
+    from loraflow.domain.checkpoints import choose_checkpoint
 
 
 _QUICK = RetryPolicy(
@@ -83,8 +94,15 @@ PROGRESS_STEP = 10
 PATCH_CREATE_POD_FINISHES_ON_CANCEL = "create-pod-finishes-on-cancel"
 #: A pod lost mid-training is cleaned up and the training runs again on a new pod.
 PATCH_RETRAIN_ON_LOST_POD = "retrain-on-lost-pod"
+#: Validation runs on the machine that trained, before cleanup (the pod agent's /generate, or
+#: Replicate predictions), over every checkpoint; the best that passes is what is stored.
+PATCH_VALIDATE_ON_MACHINE = "validate-on-machine"
 #: How many pods one training may use when they keep getting lost.
 MAX_POD_ATTEMPTS = 3
+#: Each validation activity is tried this often within its ``validation_timeout_s``.
+_VALIDATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=3
+)
 
 #: What trains: a pod (its agent does the work) or, as the fallback, a Replicate training.
 Machine = PodHandle | ReplicateTrainingHandle
@@ -99,6 +117,8 @@ class TrainLoraWorkflow:
         self._frozen = False  # once training starts, the dataset no longer changes
         self._machine: Machine | None = None  # a pod or Replicate training that cleanup must end
         self._lost_pods_s = 0.0  # billed seconds of pods lost before the one that trains
+        self._dataset: list[str] = []  # the prepared dataset: the references validation judges by
+        self._validation: ValidationReport | None = None  # set where it ran on the machine
         # What the search attributes hold now: they are upserted only when these change.
         self._indexed_status = self._progress.status
         self._indexed_progress = self._progress.progress
@@ -164,10 +184,15 @@ class TrainLoraWorkflow:
             heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
+        self._dataset = dataset.keys
         staged = await self._train_on_a_machine(request, dataset.keys)
         if self._machine is not None:  # the machine goes first: it bills while it exists
             outcome.pod_seconds = await self._cleanup(self._machine)
             self._machine = None
+        if self._validation is not None:  # validated on the machine: store what passed, if any
+            await self._store_validated(request, outcome, self._validation, staged)
+            return
+        assert staged is not None  # before validate-on-machine every training ends in a file
 
         self._set(phase="storing")
         trigger = str(request.params.get("trigger_word", "ohwx"))
@@ -192,9 +217,10 @@ class TrainLoraWorkflow:
             lambda: len(self._image_keys) >= MIN_IMAGES, timeout=timedelta(seconds=request.image_wait_s)
         )
 
-    async def _train_on_a_machine(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+    async def _train_on_a_machine(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact | None:
         """On a pod of the configured provider (a new one when a pod is lost mid-training, up to
-        MAX_POD_ATTEMPTS); on Replicate when it has no GPU (and the fallback is on)."""
+        MAX_POD_ATTEMPTS); on Replicate when it has no GPU (and the fallback is on). None when
+        validation on the machine passed no checkpoint (nothing to store)."""
         attempt = 1
         while True:
             self._set(phase="creating_pod", pod_id=None)
@@ -253,7 +279,7 @@ class TrainLoraWorkflow:
 
     async def _train_on_pod(
         self, request: TrainLoraInput, pod: PodHandle, dataset: list[str]
-    ) -> StagedArtifact:
+    ) -> StagedArtifact | None:
         self._set(pod_id=pod.pod_id, phase="starting_pod")
         self._machine = pod = await workflow.execute_activity_method(
             PodActivities.wait_pod_ready,
@@ -280,10 +306,21 @@ class TrainLoraWorkflow:
         finished = await self._follow_training(pod, request)
         if finished.state != "succeeded" or not finished.sha256:
             raise ApplicationError(f"training failed: {finished.error or finished.state}", non_retryable=True)
+        download = DownloadArtifactInput(request.lora_id, pod, finished.sha256)
+        if workflow.patched(PATCH_VALIDATE_ON_MACHINE):
+            # Validate while the pod and its loaded model are still there; keep the best.
+            checkpoints = finished.checkpoints or [
+                CheckpointInfo(FINAL_CHECKPOINT, finished.total_steps, finished.sha256, finished.size or 0)
+            ]
+            report = await self._validate_on_machine(request, pod, checkpoints)
+            if report.chosen is None:
+                return None
+            (chosen,) = [c for c in checkpoints if c.name == report.chosen]
+            download = DownloadArtifactInput(request.lora_id, pod, chosen.sha256, chosen.name)
         self._set(phase="downloading")
         return await workflow.execute_activity_method(
             PodActivities.download_artifact,
-            DownloadArtifactInput(request.lora_id, pod, finished.sha256),
+            download,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
@@ -312,7 +349,7 @@ class TrainLoraWorkflow:
             if progress.state in ("succeeded", "failed"):
                 return progress
 
-    async def _train_on_replicate(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact:
+    async def _train_on_replicate(self, request: TrainLoraInput, dataset: list[str]) -> StagedArtifact | None:
         """The fallback: Replicate's trainings API in place of a pod and its agent."""
         self._machine = training = await workflow.execute_activity_method(
             ReplicateActivities.replicate_start,
@@ -336,6 +373,11 @@ class TrainLoraWorkflow:
             raise ApplicationError(
                 f"training failed on Replicate: {progress.error or progress.phase}", non_retryable=True
             )
+        if workflow.patched(PATCH_VALIDATE_ON_MACHINE):
+            final = CheckpointInfo(FINAL_CHECKPOINT, progress.total_steps, progress.sha256 or "", 0)
+            report = await self._validate_on_machine(request, training, [final])
+            if report.chosen is None:
+                return None
         self._set(phase="downloading")
         return await workflow.execute_activity_method(
             ReplicateActivities.replicate_download,
@@ -367,6 +409,109 @@ class TrainLoraWorkflow:
             )
         return released.billed_s
 
+    async def _validate_on_machine(
+        self, request: TrainLoraInput, machine: Machine, checkpoints: list[CheckpointInfo]
+    ) -> ValidationReport:
+        """One activity per prompt, in parallel, on the machine that trained (the pod's agent
+        batches them on its GPU); the verdict over every checkpoint. A prompt whose activity
+        failed or timed out counts against every checkpoint; the caller's cleanup still runs."""
+        await self._status(request.lora_id, TrainingStatus.VALIDATING, "validating")
+        trigger = str(request.params.get("trigger_word", "ohwx"))
+        timeout = timedelta(seconds=request.validation_timeout_s)
+        activities: list[Any] = []
+        for index, template in enumerate(request.validation_prompts):
+            prompt, seed = template.format(trigger=trigger), 1000 + index
+            if isinstance(machine, PodHandle):
+                activities.append(
+                    workflow.execute_activity_method(
+                        ValidationActivities.validate_on_pod,
+                        ValidateOnPodInput(
+                            request.lora_id, workflow.info().workflow_id, machine, index, prompt, seed,
+                            request.validation_steps, checkpoints, self._dataset,
+                        ),
+                        schedule_to_close_timeout=timeout,
+                        heartbeat_timeout=HEARTBEAT,
+                        retry_policy=_VALIDATION_RETRY,
+                    )
+                )  # fmt: skip
+            else:
+                activities.append(
+                    workflow.execute_activity_method(
+                        ValidationActivities.validate_on_replicate,
+                        ValidateOnReplicateInput(
+                            request.lora_id, machine, index, prompt, seed, request.validation_steps,
+                            self._dataset,
+                        ),
+                        schedule_to_close_timeout=timeout,
+                        heartbeat_timeout=HEARTBEAT,
+                        retry_policy=_VALIDATION_RETRY,
+                    )
+                )  # fmt: skip
+        results = await asyncio.gather(*activities, return_exceptions=True)
+        for result in results:
+            if isinstance(result, ActivityError) and _error_type(result) == ErrorType.POD_LOST:
+                raise result  # the machine went: train again on a new one (or fail), not judge
+        prompts = [r for r in results if isinstance(r, PromptValidation)]
+        report = choose_checkpoint(
+            checkpoints, prompts, asked=len(request.validation_prompts), needed=VALIDATION_IMAGES_NEEDED
+        )
+        failures = [_validation_failure(r, timeout) for r in results if isinstance(r, BaseException)]
+        if failures:
+            report.error = failures[0]
+        self._validation = report
+        self._set(validation=report.summary())
+        return report
+
+    async def _store_validated(
+        self,
+        request: TrainLoraInput,
+        outcome: TrainingOutcome,
+        report: ValidationReport,
+        staged: StagedArtifact | None,
+    ) -> None:
+        """Store the checkpoint validation chose, or fail with the reason none passed."""
+        outcome.validation = report
+        chosen = [i for p in report.prompts for i in p.checkpoints if i.checkpoint == report.chosen]
+        outcome.scores = [
+            ValidationScore(
+                index=p.index,
+                prompt=p.prompt,
+                image_key=i.image_key,
+                image_url=i.image_url,
+                lora_similarity=i.score if i.score is not None else 0.0,
+                base_similarity=p.control.score if p.control.score is not None else 0.0,
+                shows_character=i.shows_character,
+            )
+            for p in report.prompts
+            for i in p.checkpoints
+            if i.checkpoint == report.chosen
+        ] if chosen else []  # fmt: skip
+        if staged is None:
+            prompts = len(request.validation_prompts)
+            best = max((c.shown for c in report.checkpoints), default=0)
+            if not report.prompts:
+                outcome.error = (
+                    f"{report.error or 'validation made no image'}; "
+                    "the LoRA was not stored. Create it again to retry."
+                )
+                return
+            why = f" ({report.error})" if report.error else ""
+            outcome.error = (
+                f"validation failed{why}: at best {best} of {prompts} validation images show the character "
+                f"(at least {VALIDATION_IMAGES_NEEDED} must, judged by the {report.judge} judge). "
+                "Try more, or more varied, character images."
+            )
+            return
+        self._set(phase="storing")
+        outcome.stored = await workflow.execute_activity_method(
+            LibraryActivities.store_lora,
+            StoreLoraInput(request.lora_id, staged, str(request.params.get("trigger_word", "ohwx"))),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=_QUICK,
+        )
+        outcome.status = TrainingStatus.COMPLETED
+
     async def _validate(
         self, request: TrainLoraInput, stored: StoredLora, dataset: list[str], trigger: str
     ) -> list[ValidationScore]:
@@ -379,7 +524,7 @@ class TrainLoraWorkflow:
         results = await asyncio.gather(
             *[
                 workflow.execute_activity_method(
-                    ValidationActivities.validate_image,
+                    InWorkerValidationActivities.validate_image,
                     r,
                     start_to_close_timeout=timedelta(minutes=15),
                     heartbeat_timeout=HEARTBEAT,
@@ -460,6 +605,8 @@ class TrainLoraWorkflow:
                 detail += f" · loss {p.loss:.4f}"
             if p.eta_s:
                 detail += f" · ETA {int(p.eta_s)} s"
+        if p.validation:
+            detail += f"\n\nvalidation: {p.validation}"
         if p.error:
             detail += f" · {p.error}"
         workflow.set_current_details(detail)
@@ -536,6 +683,15 @@ def _duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{int(seconds // 60)} min"
     return f"{seconds:g} s"
+
+
+def _validation_failure(exc: BaseException, timeout: timedelta) -> str:
+    """Why a validation activity gave no result, in words a user can read."""
+    if isinstance(exc, ActivityError) and (
+        exc.retry_state == RetryState.TIMEOUT or isinstance(exc.cause, ActivityTimeout)
+    ):
+        return f"validation timed out after {_duration(timeout.total_seconds())}"
+    return _reason(exc)
 
 
 def _error_type(exc: BaseException) -> str | None:

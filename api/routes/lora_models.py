@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response, status
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from api.errors import ApiError, invalid_request, responses
 from api.multipart import MULTIPART, Upload, create_request, media_type, read_form, read_images
 from api.openapi_bodies import ADD_IMAGES_BODY, CREATE_LORA_BODY
 from api.schemas import (
+    CheckpointScore,
     CreateLoraRequest,
     CreateLoraResponse,
     Creator,
@@ -27,9 +29,13 @@ from api.schemas import (
     Pagination,
     SearchText,
     UploadResponse,
+    ValidationImage,
+    ValidationPrompt,
+    ValidationResult,
 )
 from api.uploads import accept_uploads
 from loraflow.contracts import limits
+from loraflow.contracts.names import FINAL_CHECKPOINT
 from loraflow.contracts.status import TrainingStatus
 from loraflow.db import Caller, as_caller, as_service, budget, datasets, library
 from loraflow.db.library import NewLora, Sort
@@ -45,6 +51,7 @@ from loraflow.errors import (
 )
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
+from loraflow.storage import Storage
 from loraflow.temporal import training_client
 from loraflow.temporal.connector import TemporalConnector
 
@@ -320,14 +327,54 @@ async def cancel_lora_training(
     summary="Get one LoRA",
     responses=responses(400, 401, 404),
 )
-async def get_lora_model(lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep) -> LoraDetail:
+async def get_lora_model(
+    lora_id: uuid.UUID, caller: CallerDep, pool: PoolDep, storage: StorageDep
+) -> LoraDetail:
     try:
         async with as_caller(pool, caller) as conn:
             row = await library.get_lora(conn, lora_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
+    report = row.get("validation_report")
+    validation = await anyio.to_thread.run_sync(_validation, report, storage) if report else None
     return LoraDetail.model_validate(
-        {**_summary_fields(row), "training_params": public_params(row["training_params"])}
+        {
+            **_summary_fields(row),
+            "training_params": public_params(row["training_params"]),
+            "validation": validation,
+        }
+    )
+
+
+def _validation(report: dict[str, Any], storage: Storage) -> ValidationResult:
+    """The recorded report, with signed URLs (made now: they expire) for the images a user
+    looks at: each prompt's control and the kept checkpoint's image."""
+    shown = report.get("chosen") or FINAL_CHECKPOINT
+
+    def image(i: dict[str, Any], *, signed: bool) -> ValidationImage:
+        url = storage.url(i["image_key"]) if signed else None
+        return ValidationImage(
+            checkpoint=i["checkpoint"], step=i["step"], score=i["score"],
+            shows_character=i["shows_character"], image_url=url,
+        )  # fmt: skip
+
+    prompts = [
+        ValidationPrompt(
+            index=p["index"],
+            prompt=p["prompt"],
+            seed=p["seed"],
+            control=image(p["control"], signed=True),
+            checkpoints=[image(i, signed=i["checkpoint"] == shown) for i in p["checkpoints"]],
+        )
+        for p in report.get("prompts", [])
+    ]
+    return ValidationResult(
+        judge=report["judge"],
+        chosen=report.get("chosen"),
+        chosen_step=report.get("chosen_step"),
+        checkpoints=[CheckpointScore(**c) for c in report.get("checkpoints", [])],
+        prompts=prompts,
+        error=report.get("error"),
     )
 
 

@@ -1,7 +1,9 @@
 """Replicate: the fallback when RunPod has no GPU. Replicate trains through its trainings API
 (no pod, no agent): create a training of an SDXL trainer version, poll it, download
-``output.weights``, and cancel it on cleanup. Spoken with httpx through our own models
-(``replicate_api``), not Replicate's SDK, whose closed status enum rejects ``aborted``.
+``output.weights``, and cancel it on cleanup. The version a training pushes runs through the
+predictions API (``ReplicatePredictor``), so validation and keyframes of a LoRA trained there need
+no GPU of ours either. Spoken with httpx through our own models (``replicate_api``), not
+Replicate's SDK, whose closed status enum rejects ``aborted``.
 
 Create is made idempotent here: the API has no idempotency key, and a POST repeated after a lost
 answer starts and bills a second training. Before each attempt, the recent trainings are searched
@@ -25,14 +27,21 @@ from pydantic import BaseModel, ValidationError
 from loraflow.compute.replicate_api import (
     API_BASE,
     FILE_HOST,
+    PREDICTIONS_PATH,
     TRAININGS_PATH,
+    Prediction,
+    PredictionRequest,
+    PredictionStatus,
     Problem,
     Training,
     TrainingPage,
     TrainingRequest,
     TrainingStatus,
     VersionRef,
+    cancel_after,
     cancel_path,
+    prediction_cancel_path,
+    prediction_path,
     training_path,
 )
 from loraflow.errors import ProviderError, ProviderNotFound
@@ -42,6 +51,9 @@ log = get_logger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
 #: Trainings that ended without weights: a new attempt may start afresh instead of reusing them.
 _UNSUCCESSFUL = frozenset({TrainingStatus.failed, TrainingStatus.canceled, TrainingStatus.aborted})
+#: How ``ReplicatePredictor.wait`` polls: a small image is done in seconds, a queue can take minutes.
+_FIRST_POLL_S = 0.5
+_MAX_POLL_S = 5.0
 
 
 @dataclass
@@ -60,6 +72,10 @@ class ReplicateConfig:
     #: How far back ``start`` looks for a training an earlier attempt created. Longer than any
     #: activity's retries; short enough that a LoRA trained again days later trains anew.
     reuse_window_s: float = 6 * 3600.0
+    #: A prediction's lifetime from its creation (``Cancel-After``) when its caller names none.
+    #: A create retried after a lost answer may make a second prediction whose id we never
+    #: learn; with a lifetime, no such copy waits in a queue or runs on past it.
+    prediction_deadline_s: float = 900.0
 
 
 def training_input(images_url: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +126,23 @@ def billed_seconds(training: Training, *, since: float) -> float:
     return max(0.0, end - start)
 
 
-class ReplicateTrainer:
-    name = "replicate"
+def prediction_end_reason(prediction: Prediction) -> str | None:
+    """Why a prediction ended without output, in words (with Replicate's error text); None if
+    it did not end so."""
+    match prediction.status:
+        case PredictionStatus.failed:
+            return f"the model failed: {prediction.error}" if prediction.error else "the model failed"
+        case PredictionStatus.canceled:
+            return "it was canceled on Replicate (by its creator, or because it ran past its deadline)"
+        case PredictionStatus.aborted:
+            return "Replicate aborted it before it started (no machine took it before its deadline)"
+    return None
+
+
+class _ReplicateClient:
+    """What the trainings and predictions clients share: the token and the API's address, one
+    call with its retries, errors as ``ProviderError``, and file downloads that keep the token
+    on Replicate's hosts."""
 
     def __init__(
         self,
@@ -122,7 +153,6 @@ class ReplicateTrainer:
     ) -> None:
         self._cfg = config
         self._sleep = sleep
-        self.version = VersionRef.parse(config.trainer_version)
         self._base = _api_base(config.base_url)
         self._http = httpx.Client(
             base_url=self._base,
@@ -131,12 +161,77 @@ class ReplicateTrainer:
             transport=transport,
         )
 
+    def close(self) -> None:
+        self._http.close()
+
+    @contextmanager
+    def open_file(self, url: str) -> Iterator[httpx.Response]:
+        """Stream a file a training's or prediction's ``output`` names, with the
+        ``Authorization`` header it needs. The token is sent only to the API's host and to
+        Replicate's file host; httpx drops it if a redirect leaves that origin."""
+        if not (self._same_origin(url) or _is_file_host(url)):
+            raise ProviderError(f"not a Replicate file URL, the token stays here: {url}", retryable=False)
+        timeout = httpx.Timeout(self._cfg.timeout_s, read=300.0)
+        with self._http.stream("GET", url, timeout=timeout, follow_redirects=True) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise _error(r)
+            yield r
+
+    def _same_origin(self, url: str) -> bool:
+        other = httpx.URL(url)
+        if other.is_relative_url:
+            return True
+        return (other.scheme, other.host, other.port) == (self._base.scheme, self._base.host, self._base.port)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        retry: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API call; with ``retry``, transport errors, 429 and 5xx are tried again."""
+        delay = 1.0
+        for attempt in range(1, self._cfg.max_attempts + 1):
+            last = attempt == self._cfg.max_attempts or not retry
+            try:
+                r = self._http.request(method, url, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProviderError(f"Replicate did not answer {method} {url}: {exc!r}") from exc
+                log.warning("replicate_unreachable", method=method, url=url, error=repr(exc), attempt=attempt)
+            else:
+                if r.status_code < 400:
+                    return r
+                error = _error(r)
+                if last or not error.retryable:
+                    raise error
+                log.warning("replicate_retry", method=method, url=url, status=r.status_code, attempt=attempt)
+                delay = max(delay, _retry_after(r))
+            self._sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+class ReplicateTrainer(_ReplicateClient):
+    name = "replicate"
+
+    def __init__(
+        self,
+        config: ReplicateConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(config, sleep=sleep, transport=transport)
+        self.version = VersionRef.parse(config.trainer_version)
+
     @property
     def price_per_hour(self) -> float:
         return self._cfg.price_per_hour
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- trainings ---------------------------------------------------------------------------
 
@@ -216,22 +311,6 @@ class ReplicateTrainer:
         """Trainings that have not ended, of this account (the sweeper decides which are ours)."""
         return [t for t in self.trainings(since=time.time() - max_age_s) if not t.terminal]
 
-    # -- files -------------------------------------------------------------------------------
-
-    @contextmanager
-    def open_file(self, url: str) -> Iterator[httpx.Response]:
-        """Stream a file a training's ``output`` names, with the ``Authorization`` header it
-        needs. The token is sent only to the API's host and to Replicate's file host; httpx
-        drops it if a redirect leaves that origin."""
-        if not (self._same_origin(url) or _is_file_host(url)):
-            raise ProviderError(f"not a Replicate file URL, the token stays here: {url}", retryable=False)
-        timeout = httpx.Timeout(self._cfg.timeout_s, read=300.0)
-        with self._http.stream("GET", url, timeout=timeout, follow_redirects=True) as r:
-            if r.status_code >= 400:
-                r.read()
-                raise _error(r)
-            yield r
-
     # -- internals ---------------------------------------------------------------------------
 
     def _find(self, dataset: str, since: float) -> Training | None:
@@ -249,34 +328,141 @@ class ReplicateTrainer:
                 return training
         return None
 
-    def _same_origin(self, url: str) -> bool:
-        other = httpx.URL(url)
-        if other.is_relative_url:
-            return True
-        return (other.scheme, other.host, other.port) == (self._base.scheme, self._base.host, self._base.port)
 
-    def _call(self, method: str, url: str, *, json: Any = None, retry: bool = True) -> httpx.Response:
-        """One API call; with ``retry``, transport errors, 429 and 5xx are tried again."""
-        delay = 1.0
-        for attempt in range(1, self._cfg.max_attempts + 1):
-            last = attempt == self._cfg.max_attempts or not retry
+class ReplicatePredictor(_ReplicateClient):
+    """Predictions of a model version (``POST /predictions``): images of a LoRA trained on
+    Replicate, whose trained version holds it, or of the base model.
+
+    Create is retried like any call (transport errors, 429 with its ``Retry-After``, 5xx; never
+    another 4xx). The API has no idempotency key, so a create whose answer was lost and is
+    tried again may make a second prediction: one more image, billed once, is the cost of not
+    looking. Every prediction is created with a lifetime (``Cancel-After``), so no copy waits
+    in a queue or runs on past it."""
+
+    def start(self, version: str, input: dict[str, Any], *, cancel_after_s: float | None = None) -> str:
+        """Create a prediction of ``version`` ("owner/name:version_id" or the bare id) with the
+        model's ``input``; returns its id. It is canceled by Replicate ``cancel_after_s``
+        (default ``prediction_deadline_s``, at least 5 s) after its creation if not done."""
+        request = PredictionRequest(version=version, input=input)
+        lifetime = self._cfg.prediction_deadline_s if cancel_after_s is None else cancel_after_s
+        r = self._call(
+            "POST",
+            PREDICTIONS_PATH,
+            json=request.model_dump(mode="json", exclude_none=True),
+            headers={"Cancel-After": cancel_after(lifetime)},
+        )
+        created = _parse(r, Prediction)
+        log.info("replicate_prediction_created", prediction_id=created.id, status=str(created.status))
+        return created.id
+
+    def get(self, prediction_id: str) -> Prediction:
+        return _parse(self._call("GET", prediction_path(prediction_id)), Prediction)
+
+    def wait(
+        self,
+        prediction_id: str,
+        *,
+        timeout_s: float,
+        on_poll: Callable[[Prediction], None] | None = None,
+    ) -> Prediction:
+        """Poll until the prediction ends, or ``timeout_s`` passes: then it is returned as it
+        stands (check ``terminal``; it goes on running until canceled or its deadline).
+        ``on_poll`` sees every state read, so an activity can heartbeat while it waits."""
+        deadline = time.monotonic() + timeout_s
+        delay = _FIRST_POLL_S
+        while True:
+            current = self.get(prediction_id)
+            if on_poll is not None:
+                on_poll(current)
+            left = deadline - time.monotonic()
+            if current.terminal or left <= 0:
+                return current
+            self._sleep(min(delay, left))
+            delay = min(delay * 1.5, _MAX_POLL_S)
+
+    def cancel(self, prediction_id: str) -> Prediction:
+        """Ask for the prediction to end; returns its state (terminal once Replicate confirms).
+        Cancelling is idempotent, so unlike a training's create it is retried; one that already
+        ended is left as it is."""
+        try:
+            answer = _parse(self._call("POST", prediction_cancel_path(prediction_id)), Prediction)
+        except ProviderNotFound:
+            raise
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            # Refused, perhaps because it ended in between: its state says.
+            log.warning("replicate_prediction_cancel_refused", prediction_id=prediction_id, error=str(exc))
+            return self.get(prediction_id)
+        return answer if answer.terminal else self.get(prediction_id)
+
+    def output_bytes(self, prediction: Prediction) -> list[bytes]:
+        """The files a succeeded prediction's ``output`` names (one URL, or a list of them, as
+        SDXL's images), downloaded with the token. Replicate removes them after an hour."""
+        if prediction.status != PredictionStatus.succeeded:
+            reason = prediction_end_reason(prediction) or f"it is {prediction.status}"
+            raise ProviderError(
+                f"Replicate prediction {prediction.id} has no output: {reason}", retryable=False
+            )
+        if prediction.data_removed or prediction.output is None:
+            raise ProviderError(
+                f"Replicate prediction {prediction.id}'s output was removed (it keeps it an hour)",
+                retryable=False,
+            )
+        output = prediction.output
+        urls = [output] if isinstance(output, str) else output
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ProviderError(
+                f"Replicate prediction {prediction.id}'s output is not file URLs: {output!r:.200}",
+                retryable=False,
+            )
+        files = []
+        for url in urls:
+            with self.open_file(url) as r:
+                files.append(r.read())
+        return files
+
+    def generate_image(
+        self,
+        version: str,
+        *,
+        prompt: str,
+        seed: int,
+        lora_scale: float,
+        timeout_s: float,
+        on_poll: Callable[[Prediction], None] | None = None,
+        **extra: Any,
+    ) -> bytes:
+        """One image of an SDXL version (Replicate's ``stability-ai/sdxl`` inputs: ``prompt``,
+        ``seed``, ``lora_scale``, ``num_outputs``; ``extra`` adds others, e.g. ``width``,
+        ``height``, ``num_inference_steps``, ``guidance_scale``). A trained version puts its
+        trained tokens in for the trigger word itself, so ``prompt`` names the trigger word.
+
+        Raises ProviderError when the prediction fails, is canceled or aborted (with
+        Replicate's error text), or has not ended within ``timeout_s`` (it is canceled then)."""
+        model_input = {"prompt": prompt, "seed": seed, "lora_scale": lora_scale, "num_outputs": 1, **extra}
+        prediction_id = self.start(version, model_input, cancel_after_s=timeout_s)
+        done = self.wait(prediction_id, timeout_s=timeout_s, on_poll=on_poll)
+        if not done.terminal:
             try:
-                r = self._http.request(method, url, json=json)
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderError(f"Replicate did not answer {method} {url}: {exc!r}") from exc
-                log.warning("replicate_unreachable", method=method, url=url, error=repr(exc), attempt=attempt)
-            else:
-                if r.status_code < 400:
-                    return r
-                error = _error(r)
-                if last or not error.retryable:
-                    raise error
-                log.warning("replicate_retry", method=method, url=url, status=r.status_code, attempt=attempt)
-                delay = max(delay, _retry_after(r))
-            self._sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+                self.cancel(prediction_id)
+            except ProviderError as exc:  # its Cancel-After ends it anyway
+                log.warning("replicate_prediction_cancel_failed", prediction_id=prediction_id, error=str(exc))
+            raise ProviderError(
+                f"Replicate prediction {prediction_id} did not end within {timeout_s:g} s "
+                f"(it was {done.status})"
+            )
+        if done.status != PredictionStatus.succeeded:
+            # A model's failure (an error in its inputs, say) comes back the same if tried
+            # again; a canceled or aborted one may not.
+            raise ProviderError(
+                f"Replicate prediction {prediction_id} ended without an image: {prediction_end_reason(done)}",
+                retryable=done.status != PredictionStatus.failed,
+            )
+        images = self.output_bytes(done)
+        if not images:
+            raise ProviderError(f"Replicate prediction {prediction_id} succeeded without an image")
+        return images[0]
 
 
 def _api_base(base_url: str | None) -> httpx.URL:

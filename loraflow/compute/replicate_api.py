@@ -8,17 +8,19 @@ validates every request against them and answers with them, so both sides follow
 document rather than our reading of it.
 
 The subset: create a training of a model version, get one, list them (paginated), cancel one,
-and fetch the files a training's ``output`` points at. We do not use Replicate's SDK: its
+and fetch the files a training's ``output`` points at; create a prediction of a model version,
+get one, cancel one, and fetch the files its ``output`` names. We do not use Replicate's SDK: its
 ``Training.status`` is a closed Literal without ``aborted`` (replicate 1.0.7), so one aborted
 training made every get, list and cancel raise.
 
-No schema here forbids unknown properties (the document sets ``additionalProperties: false``
-only on prediction requests), so neither do the models: responses keep fields we do not know.
+Only the prediction request forbids unknown properties (``additionalProperties: false``), and so
+only ``PredictionRequest`` does; the other models keep fields we do not know.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +31,17 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "API_BASE",
     "FILE_HOST",
+    "MIN_CANCEL_AFTER_S",
+    "PREDICTIONS_PATH",
+    "PREDICTION_TERMINAL",
+    "PREFER_WAIT",
     "TERMINAL",
     "TRAININGS_PATH",
+    "Prediction",
+    "PredictionMetrics",
+    "PredictionRequest",
+    "PredictionStatus",
+    "PredictionUrls",
     "Problem",
     "Training",
     "TrainingMetrics",
@@ -41,7 +52,11 @@ __all__ = [
     "TrainingUrls",
     "VersionRef",
     "WebhookEvent",
+    "cancel_after",
     "cancel_path",
+    "parse_cancel_after",
+    "prediction_cancel_path",
+    "prediction_path",
     "training_path",
 ]
 
@@ -212,3 +227,145 @@ def cancel_path(training_id: str) -> str:
 
 #: ``#/paths/~1trainings`` (GET; a ``TrainingPage``).
 TRAININGS_PATH = "/trainings"
+
+
+# -- predictions ---------------------------------------------------------------------------------
+
+
+class PredictionStatus(enum.StrEnum):
+    """``#/components/schemas/schemas_prediction_response/properties/status``: six values, though
+    the list in ``#/paths/~1predictions~1{prediction_id}/get/description`` names only five;
+    ``aborted``: "terminated before it started running (for example, when a deadline is reached
+    before the prediction starts)"; ``canceled``: by its creator or at its deadline while running."""
+
+    starting = "starting"
+    processing = "processing"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+    aborted = "aborted"
+
+
+#: A prediction in one of these will not change again ("Terminated predictions",
+#: ``#/paths/~1predictions~1{prediction_id}/get/description``, and ``aborted`` from the enum).
+PREDICTION_TERMINAL = frozenset(
+    {PredictionStatus.succeeded, PredictionStatus.failed, PredictionStatus.canceled, PredictionStatus.aborted}
+)
+
+
+class PredictionRequest(_Model):
+    """``#/components/schemas/schemas_version_prediction_request``, the body of
+    ``POST /predictions`` (``#/paths/~1predictions/post``): ``version`` and ``input`` are
+    ``required`` and ``additionalProperties: false``, so an unknown field is refused here too.
+
+    ``version`` is "owner/name" (official models only), "owner/name:version_id" or the bare
+    version_id, the id being 64 characters (``.../properties/version/description``). ``input``
+    is the model's own input (its version's ``openapi_schema``), not described by this document.
+    ``stream`` is deprecated (``.../properties/stream``) and left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    input: dict[str, Any]
+    webhook: str | None = None
+    webhook_events_filter: list[WebhookEvent] | None = None  # same four events as a training's
+
+
+class PredictionMetrics(_Model):
+    """``#/components/schemas/schemas_prediction_response/properties/metrics``
+    (``additionalProperties: true``): ``total_time`` is in the schema; ``predict_time``, the
+    CPU/GPU seconds billed, only in ``#/paths/~1predictions~1{prediction_id}/get/description``
+    ("Terminated predictions ... will include a ``metrics`` object with a ``predict_time``")."""
+
+    predict_time: float | None = None
+    total_time: float | None = None
+
+
+class PredictionUrls(_Model):
+    """``#/components/schemas/schemas_prediction_response/properties/urls``: ``web``, ``get``
+    and ``cancel`` are ``required``; ``stream`` only for models that stream."""
+
+    web: str
+    get: str
+    cancel: str
+    stream: str | None = None
+
+
+class Prediction(_Model):
+    """``#/components/schemas/schemas_prediction_response``. Unlike a training's, this schema
+    has a ``required`` list, and the model keeps to it: ``id``, ``model``, ``version``, ``input``,
+    ``output``, ``data_removed``, ``error``, ``status``, ``created_at``, ``urls`` must be present
+    (``output`` and ``error`` may be ``null``: ``output`` has no type, ``error`` is ``nullable``).
+
+    ``output`` is whatever the model returns; files are HTTPS URLs that need the
+    ``Authorization`` header, and are removed after an hour (``data_removed`` then, and
+    ``output`` is ``null``), per ``#/paths/~1predictions~1{prediction_id}/get/description``.
+    ``version`` is the version's id, or ``"hidden"`` for official models (its ``oneOf``)."""
+
+    id: str
+    status: PredictionStatus
+    model: str
+    version: str
+    input: dict[str, Any]
+    output: Any
+    error: str | None
+    data_removed: bool
+    created_at: datetime
+    urls: PredictionUrls
+    logs: str | None = None
+    source: str | None = None  # "web" or "api"
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: "The absolute time at which the prediction will be automatically canceled if it has not
+    #: completed": set by ``Cancel-After``.
+    deadline: datetime | None = None
+    deployment: str | None = None
+    metrics: PredictionMetrics | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in PREDICTION_TERMINAL
+
+
+#: ``#/paths/~1predictions/post`` (201, or 202 when it "does not yet have all outputs"; both
+#: with the prediction). The model-scoped ``#/paths/~1models~1{model_owner}~1{model_name}~1predictions``
+#: is for official models, which have no versions; a trained LoRA is a version, so not that one.
+PREDICTIONS_PATH = "/predictions"
+
+
+def prediction_path(prediction_id: str) -> str:
+    """``#/paths/~1predictions~1{prediction_id}`` (GET; 200 with the prediction)."""
+    return f"/predictions/{prediction_id}"
+
+
+def prediction_cancel_path(prediction_id: str) -> str:
+    """``#/paths/~1predictions~1{prediction_id}~1cancel`` (POST; 200 with the prediction)."""
+    return f"/predictions/{prediction_id}/cancel"
+
+
+#: ``#/components/parameters/parameters_prefer_header/schema/pattern``: ``Prefer: wait`` or
+#: ``wait=n`` keeps the create open until the model finishes, 60 s at most
+#: (``#/paths/~1predictions/post/description``). The header's description says n is 1 to 60;
+#: its pattern, kept as written, also lets 61 to 99 through.
+PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
+
+#: ``#/components/parameters/parameters_cancel_after_header/description``: "The minimum
+#: allowed duration is 5 seconds."
+MIN_CANCEL_AFTER_S = 5.0
+_DURATION = re.compile(r"^(?=\d)(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s?)?$")
+
+
+def cancel_after(seconds: float) -> str:
+    """A ``Cancel-After`` header value (``#/components/parameters/parameters_cancel_after_header``)
+    for a lifetime of ``seconds`` from creation, rounded up, and at least the minimum."""
+    return f"{max(math.ceil(seconds), int(MIN_CANCEL_AFTER_S))}s"
+
+
+def parse_cancel_after(text: str) -> float | None:
+    """Seconds from a ``Cancel-After`` value ("30", "90s", "5m", "1h30m45s": units ``h``, ``m``,
+    ``s``, seconds when none), or None if malformed or under the 5 s minimum."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return None
+    seconds = 3600 * int(match["h"] or 0) + 60 * int(match["m"] or 0) + int(match["s"] or 0)
+    return float(seconds) if seconds >= MIN_CANCEL_AFTER_S else None

@@ -42,5 +42,8 @@ class ErrorType(enum.StrEnum):
     BUDGET_EXHAUSTED = "BudgetExhausted"
     #: A job's request names a job loraflow does not know.
     UNKNOWN_JOB = "UnknownJob"
+    #: No judge on this worker can judge the references (e.g. no face, and no image-embedding
+    #: model configured): validation cannot decide, so the LoRA does not enter the library.
+    NO_JUDGE = "NoJudge"
     #: Too few usable images for a character.
     TOO_FEW_IMAGES = "TooFewImages"

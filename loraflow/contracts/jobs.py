@@ -48,6 +48,7 @@ class JobDataset:
     cost_cap_usd: float = TRAINING_COST_CAP_USD  # the worker's settings, for the child TrainLoraWorkflow
     max_training_s: float = MAX_TRAINING_S
     replicate_fallback: bool = False
+    validation_steps: int = 25
 
 
 @dataclass

@@ -42,6 +42,11 @@ class TrainLoraInput:
     replicate_fallback: bool = False  # when the pod provider has no GPU, train on Replicate
     job_id: str | None = None
     validation_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_VALIDATION_PROMPTS))
+    #: Denoising steps of each validation image (the tiny demo model needs far fewer than SDXL).
+    validation_steps: int = 25
+    #: How long the validation of one prompt may take, retries included; the machine is
+    #: cleaned up after it either way.
+    validation_timeout_s: float = 15 * 60
 
 
 # -- what the workflow holds while a machine trains -------------------------------------------
@@ -93,6 +98,19 @@ class MachineProgress:
     error: str | None = None
     sha256: str | None = None
     size: int | None = None
+    #: The LoRAs saved so far, oldest first; the last is the artifact once it succeeded.
+    checkpoints: list[CheckpointInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A LoRA the trainer saved at ``step``; ``name`` is how its machine serves it
+    (``FINAL_CHECKPOINT`` for the finished artifact)."""
+
+    name: str
+    step: int
+    sha256: str
+    size: int
 
 
 @dataclass
@@ -108,6 +126,7 @@ class TrainingProgress:
     progress: int = 0  # 0-100
     pod_id: str | None = None
     error: str | None = None
+    validation: str | None = None  # the validation's outcome in a line, once known
 
 
 @dataclass
@@ -149,6 +168,61 @@ class ValidationScore:
 
 
 @dataclass
+class JudgedImage:
+    """One validation image, scored by the judge against the character's references."""
+
+    checkpoint: str  # the checkpoint's name, or ``CONTROL`` for the base model's image
+    step: int  # the checkpoint's step (0 for the control)
+    image_key: str
+    image_url: str
+    score: float | None  # None: the judge found nothing to judge (e.g. no face)
+    shows_character: bool  # False for the control
+
+
+@dataclass
+class PromptValidation:
+    """validate_on_pod's / validate_on_replicate's result: one prompt and seed, the control and
+    every checkpoint's image."""
+
+    index: int
+    prompt: str
+    seed: int
+    judge: str  # face | embedding | pixel
+    control: JudgedImage
+    checkpoints: list[JudgedImage]
+
+
+@dataclass
+class CheckpointVerdict:
+    name: str
+    step: int
+    likeness: float | None  # the mean of its images' scores (those the judge could score)
+    shown: int  # how many prompts' images show the character
+    passed: bool  # every prompt generated and at least VALIDATION_IMAGES_NEEDED show it
+
+
+@dataclass
+class ValidationReport:
+    """What validation decided: the judge, every checkpoint's verdict, the one kept."""
+
+    judge: str
+    checkpoints: list[CheckpointVerdict]
+    prompts: list[PromptValidation]
+    chosen: str | None = None  # None: no checkpoint passed, nothing is stored
+    chosen_step: int | None = None
+    error: str | None = None  # why validation could not judge, when it could not
+
+    def summary(self) -> str:
+        shown = ", ".join(
+            f"step {c.step}: {c.shown}/{len(self.prompts)}"
+            + ("" if c.likeness is None else f" ({c.likeness:.3f})")
+            for c in self.checkpoints
+        )
+        kept = f"kept step {self.chosen_step}" if self.chosen else "no checkpoint passed"
+        return f"{self.judge} judge · {shown} · {kept}"
+
+
+@dataclass
 class TrainingOutcome:
     lora_id: str
     status: TrainingStatus  # completed | failed
@@ -157,6 +231,7 @@ class TrainingOutcome:
     scores: list[ValidationScore] = field(default_factory=list)
     cost_usd: float = 0.0
     pod_seconds: float = 0.0
+    validation: ValidationReport | None = None  # from workflows that validate on the machine
 
 
 # -- activity inputs and results ---------------------------------------------------------------
@@ -227,6 +302,37 @@ class DownloadArtifactInput:
     lora_id: str
     pod: PodHandle
     sha256: str  # what the agent said the file's hash is
+    checkpoint: str | None = None  # a checkpoint's name; None: the finished artifact
+
+
+@dataclass
+class ValidateOnPodInput:
+    """One validation prompt, generated on the pod that trained (base model and each
+    checkpoint, same seed) and judged against the references (the prepared dataset)."""
+
+    lora_id: str
+    workflow_id: str
+    pod: PodHandle
+    index: int
+    prompt: str
+    seed: int
+    steps: int
+    checkpoints: list[CheckpointInfo]
+    reference_keys: list[str]
+
+
+@dataclass
+class ValidateOnReplicateInput:
+    """One validation prompt on the fallback: predictions of the version the training made,
+    with the LoRA (``lora_scale`` 1) and without it (0), same seed."""
+
+    lora_id: str
+    training: ReplicateTrainingHandle
+    index: int
+    prompt: str
+    seed: int
+    steps: int
+    reference_keys: list[str]
 
 
 @dataclass

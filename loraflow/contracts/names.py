@@ -9,7 +9,11 @@ from __future__ import annotations
 import enum
 import uuid
 
+from training_scripts import agent_protocol as wire
+
 __all__ = [
+    "CONTROL",
+    "FINAL_CHECKPOINT",
     "JOB_WORKFLOW_PREFIX",
     "POD_NAME_PREFIX",
     "POD_RETRY_MARK",
@@ -147,12 +151,21 @@ def stored_lora_key(lora_id: str, sha256: str) -> str:
     return f"{Bucket.MODELS}/{lora_id}/{sha256}.safetensors"
 
 
+#: The finished LoRA's checkpoint name, and what the base model's image (the control) is called
+#: among a validation prompt's images: the pod agent's wire names, used for Replicate's too.
+FINAL_CHECKPOINT = wire.FINAL_CHECKPOINT
+CONTROL = wire.BASE_IMAGES
+
+
 def validation_prefix(lora_id: str) -> str:
     return f"{Bucket.VALIDATION}/{lora_id}/"
 
 
-def validation_image_key(lora_id: str, index: int) -> str:
-    return f"{validation_prefix(lora_id)}{index}.png"
+def validation_image_key(lora_id: str, index: int, checkpoint: str | None = None) -> str:
+    """The ``index``-th validation prompt's image: of a checkpoint (``base`` for the control),
+    or, from workflows before validation moved to the machine, the one LoRA image."""
+    suffix = "" if checkpoint is None else f"-{checkpoint}"
+    return f"{validation_prefix(lora_id)}{index}{suffix}.png"
 
 
 def keyframe_key(lora_id: str, clip_id: str) -> str:

@@ -36,6 +36,29 @@ def draw_character(i: int, size: int = 384) -> bytes:
     return out.getvalue()
 
 
+def _print_validation(report: dict | None) -> None:
+    """The judge's view: each checkpoint's verdict, and the kept one's images against the control."""
+    if not report:
+        return
+    print(f"judge         {report['judge']} (each image against the base model's, same prompt and seed)")
+    for c in report["checkpoints"]:
+        likeness = _num(c["likeness"])
+        kept = "  <- kept" if c["name"] == report["chosen"] else ""
+        print(f"checkpoint    step {c['step']:>5}: {c['shown']}/{len(report['prompts'])} show the character, "
+              f"likeness {likeness}{kept}")  # fmt: skip
+    shown = report["chosen"] or "final"
+    for p in report["prompts"]:
+        (image,) = [i for i in p["checkpoints"] if i["checkpoint"] == shown]
+        control = _num(p["control"]["score"])
+        verdict = "shows the character" if image["shows_character"] else "does not show the character"
+        print(f"validation {p['index']}  {_num(image['score'])} with the LoRA, {control} without: "
+              f"{verdict}   ({p['prompt']!r})")  # fmt: skip
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _bar(status: dict) -> str:
     width = 30
     filled = int(width * status["progress"] / 100)
@@ -110,12 +133,7 @@ async def run_demo(settings: Settings) -> int:
         print(f"size          {detail['file_size']} bytes")
         print(f"sha256        {detail['sha256']}")
         print(f"trigger word  {detail['trigger_word']}")
-        for score in outcome.scores:
-            verdict = "shows the character" if score.shows_character else "does not show the character"
-            print(
-                f"validation {score.index}  similarity to references {score.lora_similarity:.4f} with the "
-                f"LoRA, {score.base_similarity:.4f} without: {verdict}   ({score.prompt!r})"
-            )
+        _print_validation(detail.get("validation"))
         print(f"validation    {'passed' if detail['validation_passed'] else 'failed'}")
         print(f"cost          ${outcome.cost_usd:.4f} ({outcome.pod_seconds:.0f} pod-seconds)")
         print(f"elapsed       {time.monotonic() - started:.0f}s")

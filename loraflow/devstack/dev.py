@@ -91,9 +91,9 @@ class DevStack:
                 "LORAFLOW_ALLOW_DEV_SECRET": "1",
             }
         )
-        for name in ("worker", "api"):
+        for name, *flags in (("worker", "--all"), ("api",)):
             self._children[name] = subprocess.Popen(
-                [sys.executable, "-m", "loraflow.cli", name],
+                [sys.executable, "-m", "loraflow.cli", name, *flags],
                 env=env,
                 preexec_fn=embedded.die_with_parent,
             )

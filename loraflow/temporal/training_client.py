@@ -29,6 +29,7 @@ def _input(
         cost_cap_usd=settings.training_cost_cap_usd,
         max_training_s=settings.max_training_s,
         replicate_fallback=settings.replicate_api_token is not None,
+        validation_steps=settings.resolved_validation_steps,
     )
 
 

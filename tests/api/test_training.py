@@ -191,6 +191,16 @@ async def test_from_upload_to_a_completed_lora(
 
     detail = (await http.get(f"/api/v1/lora-models/{lora_id}", headers=user.headers)).json()
     assert detail["validation_passed"] is True and len(detail["validation_image_urls"]) == 3
+    # Validated on the pod, every checkpoint judged against the base model's image; one kept.
+    validation = detail["validation"]
+    assert validation["judge"] == "pixel"  # the tiny model's references show no face
+    assert [c["name"] for c in validation["checkpoints"]] == ["step-000060", "step-000090", "final"]
+    assert validation["chosen"] in [c["name"] for c in validation["checkpoints"] if c["passed"]]
+    for prompt in validation["prompts"]:
+        assert prompt["control"]["checkpoint"] == "base" and prompt["control"]["image_url"]
+        kept = [i for i in prompt["checkpoints"] if i["checkpoint"] == validation["chosen"]]
+        assert len(prompt["checkpoints"]) == 3 and len(kept) == 1 and kept[0]["image_url"]
+        assert (await http.get(kept[0]["image_url"])).status_code == 200
     assert detail["trigger_word"] == "zxq" and detail["training_params"]["trigger_word"] == "zxq"
     assert detail["file_size"] > 0 and len(detail["sha256"]) == 64
     assert detail["storage_url"].endswith(f"{detail['sha256']}.safetensors")

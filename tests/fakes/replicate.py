@@ -13,10 +13,21 @@ with ``abort_before_start``, ``canceled`` by cancel, ``failed`` when the trainer
 
 Its "SDXL trainer" really trains: it fetches the ``input_images`` zip, runs train_lora.py on the
 tiny model, and serves ``output.weights``, a tar of ``lora.safetensors``, ``embeddings.pti`` and
-``special_params.json`` as Replicate's SDXL trainer ships it. That trainer trains the tokens
-``<s0><s1>`` in place of the trigger word; this one trains its LoRA with captions holding a
-two-token stand-in word, and exports that word's token embeddings (from both text encoders) as
-``<s0><s1>``, so a prompt with ``<s0><s1>`` conditions the model exactly as the captions did.
+``special_params.json`` as Replicate's SDXL trainer ships it, and ``output.version``,
+"destination:version_id" with a 64-character id as the document's versions have. That trainer
+trains the tokens ``<s0><s1>`` in place of the trigger word; this one trains its LoRA with
+captions holding a two-token stand-in word, and exports that word's token embeddings (from both
+text encoders) as ``<s0><s1>``, so a prompt with ``<s0><s1>`` conditions the model exactly as
+the captions did.
+
+Predictions (``#/paths/~1predictions``, ``~1predictions~1{prediction_id}``, ``.../cancel``) of a
+version one of its trainings made, or of ``base_version`` (the tiny model as stability-ai/sdxl),
+really generate (``replicate_predictions.FakePredictor``) and serve PNGs as the output URLs, which
+need the token. The body is ``schemas_version_prediction_request`` (``additionalProperties:
+false``), the input is checked against SDXL's inputs at create, ``Prefer: wait`` keeps the create
+open until the prediction ends (201) or the wait runs out (202), ``Cancel-After`` sets the
+``deadline``. The document lists no error answers for predictions; as Replicate answers, an
+unknown version or a bad body or input is a 422 problem, a malformed header a 400.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import secrets
 import subprocess
 import sys
 import tarfile
@@ -45,7 +58,13 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from loraflow.compute.replicate_api import (
+    PREDICTION_TERMINAL,
+    PREFER_WAIT,
     TERMINAL,
+    Prediction,
+    PredictionMetrics,
+    PredictionRequest,
+    PredictionUrls,
     Training,
     TrainingMetrics,
     TrainingOutput,
@@ -53,13 +72,20 @@ from loraflow.compute.replicate_api import (
     TrainingRequest,
     TrainingStatus,
     TrainingUrls,
+    VersionRef,
+    parse_cancel_after,
 )
+from tests.fakes.replicate_predictions import FakePrediction, FakePredictor, SdxlInput, TrainedLora
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 #: Trained in place of the trigger word: two tokens in the tiny model's byte-level tokenizer
 #: ("z", "q</w>"), exported as "<s0>", "<s1>".
 STAND_IN = "zq"
 TOKENS = "<s0><s1>"
+#: The base model's version, as a prediction names it: the tiny model plays stability-ai/sdxl.
+BASE_VERSION = "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
+#: "the full 64-character version ID" (``#/components/schemas/schemas_version_prediction_request``).
+_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class _StrictTrainingRequest(TrainingRequest):
@@ -104,7 +130,15 @@ class FakeReplicate:
     lose_next_create: Literal["late", "drop"] | None = None
     late_s: float = 3.0
     creates: int = 0  # trainings created through the API
+    #: The version predictions may name besides those its trainings made.
+    base_version: str = BASE_VERSION
+    #: As ``lose_next_create``, for the next prediction's create.
+    lose_next_prediction: Literal["late", "drop"] | None = None
+    predictor: FakePredictor = field(init=False)
     _closed: bool = False
+
+    def __post_init__(self) -> None:
+        self.predictor = FakePredictor(self.base_model)
 
     def app(self) -> Any:
         inner = Starlette(
@@ -116,15 +150,21 @@ class FakeReplicate:
                 Route("/v1/trainings/{id}", self._get, methods=["GET"]),
                 Route("/v1/trainings/{id}/cancel", self._cancel, methods=["POST"]),
                 Route("/files/{id}/trained_model.tar", self._file, methods=["GET"]),
+                Route("/v1/predictions", self._create_prediction, methods=["POST"]),
+                Route("/v1/predictions/{id}", self._get_prediction, methods=["GET"]),
+                Route("/v1/predictions/{id}/cancel", self._cancel_prediction, methods=["POST"]),
+                Route("/files/{id}/out-{index:int}.png", self._prediction_file, methods=["GET"]),
             ]
         )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            creating = (
-                scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/trainings")
-            )
-            if creating and self.lose_next_create == "drop":
+            posting = scope["type"] == "http" and scope["method"] == "POST"
+            if posting and scope["path"].endswith("/trainings") and self.lose_next_create == "drop":
                 self.lose_next_create = None
+                await self._drop(inner, scope, receive, send)
+                return
+            if posting and scope["path"] == "/v1/predictions" and self.lose_next_prediction == "drop":
+                self.lose_next_prediction = None
                 await self._drop(inner, scope, receive, send)
                 return
             await inner(scope, receive, send)
@@ -176,10 +216,9 @@ class FakeReplicate:
             urls=TrainingUrls(
                 get=f"{self.url}/v1/trainings/{t.id}", cancel=f"{self.url}/v1/trainings/{t.id}/cancel"
             ),
-            source="api",
         )
         # The schema's shape: absent until known, but ``error`` is nullable and always there.
-        return {**training.model_dump(mode="json", exclude_none=True), "error": t.error}
+        return {**training.model_dump(mode="json", exclude_none=True), "error": t.error, "source": "api"}
 
     async def _create(self, request: Request) -> Response:
         if denied := self._denied(request):
@@ -318,7 +357,7 @@ class FakeReplicate:
             tar.add(work / "embeddings.pti", arcname="embeddings.pti")
             tar.add(work / "special_params.json", arcname="special_params.json")
         training.output = TrainingOutput(
-            version=f"{training.destination}:{uuid.uuid4().hex}",
+            version=f"{training.destination}:{secrets.token_hex(32)}",
             weights=f"{self.url}/files/{training.id}/trained_model.tar",
         )
         training.status, training.completed_at = TrainingStatus.succeeded, time.time()
@@ -342,8 +381,148 @@ class FakeReplicate:
             out[f"text_encoders_{i}"] = table[ids].copy()
         return out
 
+    # -- predictions ---------------------------------------------------------------------------
+
+    def _version(self, text: str) -> tuple[str, str, TrainedLora | None] | None:
+        """(model, version id, its LoRA) of a version as a prediction names it, "owner/name:id"
+        or the bare id; None if it is not one this account may run (an "owner/name" alone names
+        an official model, and none is). A trained version is its training's files."""
+        candidates: list[tuple[str, TrainedLora | None]] = [(self.base_version, None)]
+        for t in self.trainings.values():
+            if t.status == TrainingStatus.succeeded and t.output and t.output.version:
+                work = self.workdir / t.id
+                lora = TrainedLora(
+                    weights=work / "out" / "lora.safetensors",
+                    embeddings=work / "embeddings.pti",
+                    token_map=json.loads((work / "special_params.json").read_text()),
+                )
+                candidates.append((t.output.version, lora))
+        for full, files in candidates:
+            ref = VersionRef.parse(full)
+            if text in (full, ref.id) and _VERSION_ID.match(ref.id):
+                return ref.model, ref.id, files
+        return None
+
+    def _prediction_json(self, p: FakePrediction) -> dict[str, Any]:
+        p = self.predictor.state(p)
+        metrics = None
+        if p.status in PREDICTION_TERMINAL and p.completed_at is not None:
+            metrics = PredictionMetrics(
+                predict_time=p.completed_at - p.started_at if p.started_at else 0.0,  # aborted: never ran
+                total_time=p.completed_at - p.created_at,
+            )
+        output = None
+        if p.images:
+            output = [f"{self.url}/files/{p.id}/out-{i}.png" for i in range(len(p.images))]
+        prediction = Prediction(  # every field the schema requires, or this raises
+            id=p.id,
+            status=p.status,
+            model=p.model,
+            version=p.version,
+            input=p.input,
+            output=output,
+            error=p.error,
+            data_removed=False,
+            created_at=datetime.fromtimestamp(p.created_at, UTC),
+            urls=PredictionUrls(
+                web=f"https://replicate.com/p/{p.id}",
+                get=f"{self.url}/v1/predictions/{p.id}",
+                cancel=f"{self.url}/v1/predictions/{p.id}/cancel",
+            ),
+            logs=p.logs,
+            source="api",
+            started_at=_time(p.started_at),
+            completed_at=_time(p.completed_at),
+            deadline=_time(p.deadline),
+            metrics=metrics,
+        )
+        # ``output`` and ``error`` are required though null until known.
+        return {**prediction.model_dump(mode="json", exclude_none=True), "output": output, "error": p.error}
+
+    async def _create_prediction(self, request: Request) -> Response:
+        """``#/paths/~1predictions/post``."""
+        if denied := self._denied(request):
+            return denied
+        prefer = request.headers.get("prefer")
+        if prefer is not None and not PREFER_WAIT.match(prefer):
+            # #/components/parameters/parameters_prefer_header/schema/pattern
+            return _problem(400, "Invalid Prefer header", "Prefer is wait or wait=n, n from 1 to 60")
+        # #/components/parameters/parameters_cancel_after_header: units h, m, s; at least 5 s
+        cancel_after = request.headers.get("cancel-after")
+        lifetime = None if cancel_after is None else parse_cancel_after(cancel_after)
+        if cancel_after is not None and lifetime is None:
+            return _problem(400, "Invalid Cancel-After header", f"not 5 s or more: {cancel_after}")
+        try:
+            body = PredictionRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _problem(422, "Invalid request body", _errors(exc))
+        version = self._version(body.version)
+        if version is None:
+            return _problem(
+                422,
+                "Invalid version or not permitted",
+                "The specified version does not exist (or perhaps you don't have permission to use it?)",
+            )
+        try:
+            sdxl = SdxlInput.model_validate(body.input)
+        except ValidationError as exc:
+            return _problem(422, "Input validation failed", _errors(exc))
+        model, version_id, lora = version
+        created = time.time()
+        prediction = FakePrediction(
+            id=uuid.uuid4().hex[:26],
+            model=model,
+            version=version_id,
+            input=body.input,
+            sdxl=sdxl,
+            lora=lora,
+            created_at=created,
+            deadline=None if lifetime is None else created + lifetime,
+        )
+        self.predictor.submit(prediction)
+        if self.lose_next_prediction == "late":
+            self.lose_next_prediction = None
+            await asyncio.sleep(self.late_s)  # the client has given up by now
+        if prefer is None:
+            return JSONResponse(self._prediction_json(prediction), status_code=201)
+        # "The request will wait up to 60 seconds for the model to run" (#/paths/~1predictions/post):
+        # 201 with the final output, 202 if it "does not yet have all outputs". The header's
+        # pattern lets 61 to 99 through though its description says 1 to 60: at most 60, then.
+        wait = min(float(prefer.partition("=")[2] or 60), 60.0)
+        ended = await asyncio.to_thread(self.predictor.wait_for, prediction.id, PREDICTION_TERMINAL, wait)
+        return JSONResponse(self._prediction_json(prediction), status_code=201 if ended else 202)
+
+    async def _get_prediction(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        prediction = self.predictor.items.get(request.path_params["id"])
+        if prediction is None:
+            return _problem(404, "Not found", "The requested resource could not be found")
+        return JSONResponse(self._prediction_json(prediction))
+
+    async def _cancel_prediction(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        prediction = self.predictor.items.get(request.path_params["id"])
+        if prediction is None:
+            return _problem(404, "Not found", "The requested resource could not be found")
+        self.predictor.cancel(prediction)  # one that has ended stays as it is
+        return JSONResponse(self._prediction_json(prediction))
+
+    async def _prediction_file(self, request: Request) -> Response:
+        # "Any files will be represented as HTTPS URLs. You'll need to pass the Authorization
+        # header to request them" (#/paths/~1predictions~1{prediction_id}/get/description).
+        if denied := self._denied(request):
+            return denied
+        prediction = self.predictor.items.get(request.path_params["id"])
+        index = request.path_params["index"]
+        if prediction is None or index >= len(prediction.images):
+            return _problem(404, "Not found", "No such file")
+        return Response(prediction.images[index], media_type="image/png")
+
     def close(self) -> None:
         self._closed = True
+        self.predictor.close()
         for training in self.trainings.values():
             if training.process and training.process.poll() is None:
                 training.process.kill()

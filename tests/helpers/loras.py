@@ -26,10 +26,14 @@ QUICK_TRAINING_PARAMS: dict[str, Any] = {**TINY_TRAINING_PARAMS, "steps": 40}
 
 
 def assert_every_phase_ran(outcome: TrainingOutcome) -> None:
-    """The training reached its verdict: a file stored, three validation images judged, and
-    the verdict (the tiny model's business after a quick training) whichever it was."""
-    assert outcome.stored is not None and len(outcome.scores) == 3, outcome
-    assert outcome.status == "completed" or (outcome.error or "").startswith("validation failed"), outcome
+    """The training reached its verdict: every validation prompt judged on the machine, and the
+    verdict (the tiny model's business after a quick training) whichever it was: a stored file,
+    or none with validation's reason."""
+    assert outcome.validation is not None and len(outcome.validation.prompts) == 3, outcome
+    if outcome.status == "completed":
+        assert outcome.stored is not None and len(outcome.scores) == 3, outcome
+    else:
+        assert outcome.stored is None and (outcome.error or "").startswith("validation failed"), outcome
 
 
 def character_png(i: int) -> bytes:

@@ -21,15 +21,18 @@ from temporalio.exceptions import ApplicationError
 from loraflow.contracts.errors import ErrorType
 from loraflow.contracts.jobs import LoraFinished
 from loraflow.contracts.lora_training import (
+    CheckpointInfo,
     CleanupPodInput,
     CreatePodInput,
     DownloadArtifactInput,
+    JudgedImage,
     MachineProgress,
     MachineReleased,
     PodHandle,
     PollTrainingInput,
     PrepareDatasetInput,
     PreparedDataset,
+    PromptValidation,
     RecordOutcomeInput,
     ReplicateCancelInput,
     ReplicateDownloadInput,
@@ -43,17 +46,27 @@ from loraflow.contracts.lora_training import (
     StoreLoraInput,
     UploadedImages,
     UploadImagesInput,
+    ValidateOnPodInput,
+    ValidateOnReplicateInput,
     ValidationRequest,
     ValidationScore,
     WaitPodReadyInput,
     WebhookDelivery,
 )
-from loraflow.contracts.names import pod_name
+from loraflow.contracts.names import CONTROL, FINAL_CHECKPOINT, pod_name
 
-__all__ = ["POLLS_TO_FINISH", "ScriptedActivities", "TrainingScript"]
+__all__ = ["CHECKPOINTS", "CONTROL_SCORE", "POLLS_TO_FINISH", "ScriptedActivities", "TrainingScript"]
 
 #: How many polls a scripted training takes before it succeeds.
 POLLS_TO_FINISH = 3
+#: The control's (the base model's image's) score in every scripted validation.
+CONTROL_SCORE = 0.6
+#: The scripted trainer's checkpoints: at 50 %, 75 % and 100 % of its 4 steps.
+CHECKPOINTS = [
+    CheckpointInfo("step-000002", 2, "02" * 32, 10),
+    CheckpointInfo("step-000003", 3, "03" * 32, 10),
+    CheckpointInfo(FINAL_CHECKPOINT, 4, "ab" * 32, 10),
+]
 
 
 @dataclass
@@ -67,6 +80,12 @@ class TrainingScript:
     polls_forever: bool = False  # training never ends (for cancel)
     pods_lost: int = 0  # the first this many pods are lost mid-training (agent gone, preempted)
     shows_character: tuple[bool, ...] = (True, True, True)  # per validation prompt
+    #: Each checkpoint's likeness score (the control scores CONTROL_SCORE); a checkpoint's image
+    #: shows the character where its prompt's ``shows_character`` holds and it beats the control.
+    checkpoint_scores: dict[str, float] = field(
+        default_factory=lambda: {"step-000002": 0.7, "step-000003": 0.8, FINAL_CHECKPOINT: 0.9}
+    )
+    validation_hangs: bool = False  # validate_on_pod never answers (a validation timeout)
     #: Set: create_pod waits for it before returning (a cancel arriving mid-create).
     hold_create: asyncio.Event | None = None
 
@@ -102,6 +121,8 @@ class ScriptedActivities:
             self.replicate_cancel,
             self.store_lora,
             self.validate_image,
+            self.validate_on_pod,
+            self.validate_on_replicate,
             self.record_outcome,
             self.send_webhook,
         ]
@@ -126,8 +147,9 @@ class ScriptedActivities:
         if self.script.training_fails:
             return MachineProgress(state="failed", version=self._polls, error=self.script.training_fails)
         return MachineProgress(
-            state="succeeded", version=self._polls, step=4, total_steps=4, sha256="ab" * 32, size=10
-        )
+            state="succeeded", version=self._polls, step=4, total_steps=4, sha256="ab" * 32, size=10,
+            checkpoints=list(CHECKPOINTS),
+        )  # fmt: skip
 
     @activity.defn(name="record_status")
     async def record_status(self, change: StatusChange) -> None:
@@ -229,6 +251,40 @@ class ScriptedActivities:
             lora_similarity=0.9 if shown else 0.5,
             base_similarity=0.6,
             shows_character=shown,
+        )
+
+    @activity.defn(name="validate_on_pod")
+    async def validate_on_pod(self, request: ValidateOnPodInput) -> PromptValidation:
+        self.calls.append(("validate_on_pod", request))
+        if self.script.validation_hangs:
+            await asyncio.Event().wait()  # until the activity's timeout cancels it
+        return self._judged(request.lora_id, request.index, request.prompt, request.seed, request.checkpoints)
+
+    @activity.defn(name="validate_on_replicate")
+    async def validate_on_replicate(self, request: ValidateOnReplicateInput) -> PromptValidation:
+        self.calls.append(("validate_on_replicate", request))
+        final = [CheckpointInfo(FINAL_CHECKPOINT, 4, "cd" * 32, 10)]
+        return self._judged(request.lora_id, request.index, request.prompt, request.seed, final)
+
+    def _judged(
+        self, lora_id: str, index: int, prompt: str, seed: int, checkpoints: list[CheckpointInfo]
+    ) -> PromptValidation:
+        def image(name: str, step: int, score: float, shows: bool) -> JudgedImage:
+            key = f"lora-validation/{lora_id}/{index}-{name}.png"
+            return JudgedImage(name, step, key, f"https://storage.example/{key}", score, shows)
+
+        shown = self.script.shows_character[index]
+        scores = self.script.checkpoint_scores
+        return PromptValidation(
+            index=index,
+            prompt=prompt,
+            seed=seed,
+            judge="scripted",
+            control=image(CONTROL, 0, CONTROL_SCORE, False),
+            checkpoints=[
+                image(c.name, c.step, scores[c.name], shown and scores[c.name] > CONTROL_SCORE)
+                for c in checkpoints
+            ],
         )
 
     @activity.defn(name="record_outcome")

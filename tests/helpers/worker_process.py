@@ -11,9 +11,17 @@ from loraflow.devstack.embedded import child_env
 from loraflow.settings import Settings
 
 
-def start_worker(settings: Settings, task_queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+def loaded_torch(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has loaded torch's native library (Linux: its memory map): a worker
+    that never did has generated nothing and loaded no model."""
+    return "libtorch" in Path(f"/proc/{process.pid}/maps").read_text()
+
+
+def start_worker(
+    settings: Settings, task_queue: str, log: Path, *args: str, **env: str
+) -> subprocess.Popen[bytes]:
     """A worker on ``task_queue`` sharing the session's database, Temporal and data dir;
-    ``env`` adds or overrides settings (provider, keys, URLs)."""
+    ``args`` go to ``loraflow worker`` (``--gpu``), ``env`` adds or overrides settings."""
     environment = child_env(
         DATABASE_URL=settings.database_url or "",
         TEMPORAL_ADDRESS=settings.temporal_address,
@@ -25,7 +33,7 @@ def start_worker(settings: Settings, task_queue: str, log: Path, **env: str) -> 
         **env,
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "loraflow.cli", "worker"],
+        [sys.executable, "-m", "loraflow.cli", "worker", *args],
         env=environment,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -9,6 +9,7 @@ import loraflow.client
 def test_public_names_are_pinned() -> None:
     assert sorted(loraflow.client.__all__) == sorted(
         [
+            "DEFAULT_GPU_TASK_QUEUE",
             "DEFAULT_TASK_QUEUE",
             "BudgetExhausted",
             "ClipPlan",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_trains_and_serves_the_artifact_and_repeats_are_no_ops(
     again = client.put(f"/images/{first.name}", content=first.read_bytes())
     assert again.json()["stored"] is False  # same bytes again: nothing to do
 
-    request = {"run_id": "lora-train-1", "params": {"steps": 3, "resolution": 64, "rank": 4, "alpha": 4}}
+    request = {"run_id": "lora-train-1", "params": {"steps": 4, "resolution": 64, "rank": 4, "alpha": 4}}
     r = client.post("/train", json=request)
     assert r.status_code == 202 and r.json()["state"] == "training"
     r = client.post("/train", json=request)  # a retried request does not start a second training
@@ -78,8 +79,24 @@ def test_trains_and_serves_the_artifact_and_repeats_are_no_ops(
         if p["state"] != "training":
             break
     assert p["state"] == "succeeded", p
-    assert p["total_steps"] == 3 and p["step"] == 3 and p["eta_s"] == 0
-    assert max(seen_steps) == 3
+    assert p["total_steps"] == 4 and p["step"] == 4 and p["eta_s"] == 0
+    assert max(seen_steps) == 4
+    # Saved at 50 % and 75 % of the steps, and the artifact at the end.
+    assert [(c["name"], c["step"]) for c in p["checkpoints"]] == [
+        ("step-000002", 2),
+        ("step-000003", 3),
+        ("final", 4),
+    ]
+    assert p["checkpoints"][-1]["sha256"] == p["sha256"]
+    middle = client.get("/artifact", params={"checkpoint": "step-000002"})
+    assert middle.status_code == 200
+    assert (
+        hashlib.sha256(middle.content).hexdigest()
+        == middle.headers["x-sha256"]
+        == p["checkpoints"][0]["sha256"]
+    )
+    assert middle.content != client.get("/artifact").content
+    assert client.get("/artifact", params={"checkpoint": "step-000001"}).status_code == 404
 
     r = client.get("/artifact")
     assert r.status_code == 200
@@ -87,6 +104,52 @@ def test_trains_and_serves_the_artifact_and_repeats_are_no_ops(
     assert len(r.content) == p["size"]
     kohya = client.get("/artifact", params={"layout": "kohya"})
     assert kohya.status_code == 200 and kohya.content != r.content
+
+    _generates_validation_images(client, [c["name"] for c in p["checkpoints"]])
+
+
+def _generates_validation_images(client: httpx.Client, checkpoints: list[str]) -> None:
+    """/generate: the control and every checkpoint's image for each prompt, the prompts sent
+    at once generated as one batch; a repeated request gets the same images back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def ask(index: int) -> httpx.Response:
+        prompt = f"a photo of ohwx character {index}"
+        body = {"request_id": f"v{index}", "prompt": prompt, "seed": 1000 + index,
+                "checkpoints": checkpoints, "steps": 4}  # fmt: skip
+        deadline = time.monotonic() + 300
+        while True:  # a long poll: the same request again until it has finished
+            r = client.post("/generate", params={"wait_s": 30}, json=body, timeout=60)
+            if r.json()["state"] in ("succeeded", "failed") or time.monotonic() > deadline:
+                return r
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = [r.json() for r in pool.map(ask, range(3))]
+    assert [a["state"] for a in answers] == ["succeeded"] * 3, answers
+    assert len({a["seconds"] for a in answers}) == 1  # one batch, not three
+    for answer in answers:
+        images = {i["checkpoint"]: i for i in answer["images"]}
+        assert set(images) == {"base", *checkpoints}
+        pixels = {}
+        for name, image in images.items():
+            r = client.get(f"/generated/{answer['request_id']}/{image['file']}")
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == image["sha256"]
+            with Image.open(io.BytesIO(r.content)) as png:
+                pixels[name] = png.tobytes()
+        assert pixels["final"] != pixels["base"]  # the LoRA changes the image the seed gives
+    again = ask(0).json()
+    assert again == answers[0]  # kept: not generated again
+    assert client.post("/generate", json={**_body(), "checkpoints": ["step-000009"]}).status_code == 404
+    assert client.post("/generate", json={**_body(), "seed": -1}).status_code == 422
+    assert client.post("/generate", json={**_body(), "extra": 1}).status_code == 422
+    assert client.get("/generated/v0/../progress.json").status_code == 404
+    assert client.get("/generated/nothing/base.png").status_code == 404
+
+
+def _body() -> dict[str, object]:
+    return {"request_id": "x", "prompt": "p", "seed": 1, "checkpoints": ["final"]}
 
 
 def test_long_poll_returns_at_the_end_not_at_the_timeout(

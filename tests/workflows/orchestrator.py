@@ -26,6 +26,7 @@ class OrchestratorInput:
     references: list[ReferenceImage]
     clips: list[Clip]
     loraflow_task_queue: str
+    loraflow_gpu_task_queue: str  # plan_clip's: the GPU worker's queue
 
 
 @dataclass
@@ -73,7 +74,7 @@ class StandInOrchestrator:
                         video_model=clip.video_model,
                         lora_id=ready.get(clip.character_id),
                     ),
-                    task_queue=job.loraflow_task_queue,
+                    task_queue=job.loraflow_gpu_task_queue,
                 )
             )
         return OrchestratorResult(self._report, self._finished, statuses, plans)

@@ -115,7 +115,7 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
     async with Worker(client, task_queue=ORCHESTRATOR_QUEUE, workflows=[StandInOrchestrator]):
         result = await client.execute_workflow(
             "StandInOrchestrator",
-            OrchestratorInput(job_id, references, clips, worker.task_queue),
+            OrchestratorInput(job_id, references, clips, worker.task_queue, worker.gpu_task_queue),
             id=orchestrator_id,
             task_queue=ORCHESTRATOR_QUEUE,
             result_type=OrchestratorResult,

@@ -12,7 +12,11 @@ from temporalio.worker import Replayer
 
 from tests.helpers.histories import RecordedHistory, load_histories
 from workflows import WORKFLOWS
-from workflows.lora_training import PATCH_CREATE_POD_FINISHES_ON_CANCEL, PATCH_RETRAIN_ON_LOST_POD
+from workflows.lora_training import (
+    PATCH_CREATE_POD_FINISHES_ON_CANCEL,
+    PATCH_RETRAIN_ON_LOST_POD,
+    PATCH_VALIDATE_ON_MACHINE,
+)
 
 RECORDED = {h.name: h for h in load_histories()}
 #: The scenarios that must stay recorded: each path through the workflows that issues its own
@@ -21,6 +25,11 @@ REQUIRED = {
     # Recorded before the patches and never re-recorded (no test writes it): what proves each
     # patch keeps old histories replaying.
     "train_completed_before_patches",
+    # Recorded before validate-on-machine (copies of the histories of that day, frozen): the old
+    # path (download, cleanup, store, validate in the worker) on a pod, failing, and on Replicate.
+    "train_completed_before_validate_on_machine",
+    "train_validation_failed_before_validate_on_machine",
+    "train_replicate_fallback_before_validate_on_machine",
     "train_completed",
     "train_pending_timeout",
     "train_replicate_fallback",
@@ -32,6 +41,7 @@ REQUIRED = {
     # Recorded with the patches: their new paths.
     "train_cancelled_while_creating_pod",
     "train_pod_lost_retrained",
+    "train_kept_middle_checkpoint",
 }
 
 
@@ -59,14 +69,24 @@ async def test_history_replays_against_todays_code(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("patch", "after"),
+    ("patch", "before", "after"),
     [
-        (PATCH_CREATE_POD_FINISHES_ON_CANCEL, "train_cancelled_while_creating_pod"),
-        (PATCH_RETRAIN_ON_LOST_POD, "train_pod_lost_retrained"),
+        (PATCH_CREATE_POD_FINISHES_ON_CANCEL, ["train_completed_before_patches"],
+         ["train_cancelled_while_creating_pod"]),
+        (PATCH_RETRAIN_ON_LOST_POD, ["train_completed_before_patches"], ["train_pod_lost_retrained"]),
+        (PATCH_VALIDATE_ON_MACHINE,
+         ["train_completed_before_validate_on_machine", "train_validation_failed_before_validate_on_machine",
+          "train_replicate_fallback_before_validate_on_machine"],
+         ["train_completed", "train_validation_failed", "train_replicate_fallback",
+          "train_kept_middle_checkpoint"]),
     ],
-)
-def test_each_patch_is_proved_by_histories_from_before_it_and_after(patch: str, after: str) -> None:
-    """train_completed_before_patches was recorded before both patches (no marker) and still
-    replays above, down the old branches; each patch's own scenario was recorded with it."""
-    assert patch not in _markers(RECORDED["train_completed_before_patches"])
-    assert patch in _markers(RECORDED[after])
+)  # fmt: skip
+def test_each_patch_is_proved_by_histories_from_before_it_and_after(
+    patch: str, before: list[str], after: list[str]
+) -> None:
+    """The ``before`` histories were recorded before the patch (no marker) and still replay above,
+    down the old branch; the ``after`` ones were recorded with it and take the new one."""
+    for name in before:
+        assert patch not in _markers(RECORDED[name]), name
+    for name in after:
+        assert patch in _markers(RECORDED[name]), name

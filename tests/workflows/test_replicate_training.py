@@ -7,10 +7,14 @@ create was lost."""
 from __future__ import annotations
 
 import asyncio
+import io
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
@@ -40,6 +44,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
     pg_dsn: str,
     tiny_model: Path,
     tmp_path: Path,
+    api_url: str,  # Replicate fetches the dataset zip by its signed URL, which the API serves
 ) -> None:
     runpod = FakeRunPod(api_key="rp", workdir=tmp_path / "runpod", no_instances=set(GPUS))
     replicate = FakeReplicate("r8_test", tmp_path / "replicate", str(tiny_model), dict(TINY_TRAINING_PARAMS))
@@ -72,6 +77,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
                         image_keys=keys,
                         params=QUICK_TRAINING_PARAMS,
                         replicate_fallback=True,
+                        validation_steps=10,
                     ),
                     id=train_workflow_id(lora_id),
                     task_queue=TASK_QUEUE,
@@ -79,6 +85,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
                 ),
                 timeout=600,
             )
+            keyframe, refusal = await asyncio.to_thread(_replicate_keyframes, replicate_url, pg_dsn, lora_id)
         finally:
             stop_process(process)
             replicate.close()
@@ -94,6 +101,20 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
         and training.input["max_train_steps"] == QUICK_TRAINING_PARAMS["steps"]
     )
     assert outcome.stored is not None and outcome.cost_usd > 0
+    # LORAFLOW_KEYFRAMES=replicate: this LoRA's keyframe is a prediction of its trained version;
+    # a LoRA with no Replicate training (one trained on a pod) is refused with the way out.
+    with Image.open(io.BytesIO(keyframe)) as png:
+        assert png.format == "PNG" and png.size == (64, 64)
+    assert "LORAFLOW_KEYFRAMES=local" in refusal
+    # Validated through predictions: each prompt with the trained version (lora_scale 1) and with
+    # the base SDXL version (the control), same seed.
+    made = [p for p in replicate.predictor.items.values() if p.input["seed"] >= 1000]  # not the keyframe
+    trained = [p for p in made if p.lora is not None]
+    base = [p for p in made if p.lora is None]
+    assert len(trained) == len(base) == 3 and all(p.status == "succeeded" for p in made)
+    assert sorted(p.input["seed"] for p in trained) == sorted(p.input["seed"] for p in base)
+    assert all(p.input["lora_scale"] == 1.0 for p in trained)
+    assert outcome.validation is not None and outcome.validation.chosen == "final"
     # The stored LoRA carries the tokens it was trained with (validation used them).
     from safetensors import safe_open
 
@@ -111,3 +132,22 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
     await record_history(
         temporal_env.client.get_workflow_handle(train_workflow_id(lora_id)), "train_replicate_fallback"
     )
+
+
+def _replicate_keyframes(replicate_url: str, dsn: str, lora_id: str) -> tuple[bytes, str]:
+    """The keyframe the Replicate backend makes for the trained LoRA, and its refusal of a LoRA
+    Replicate never trained."""
+    from loraflow.compute.replicate import ReplicateConfig, ReplicatePredictor, ReplicateTrainer
+    from loraflow.domain.clips import AppliedLora
+    from loraflow.errors import ProviderError
+    from loraflow.ml.replicate_keyframes import ReplicateKeyframes
+
+    config = ReplicateConfig(api_token="r8_test", destination="loraflow/characters", base_url=replicate_url)
+    keyframes = ReplicateKeyframes(ReplicatePredictor(config), ReplicateTrainer(config), dsn=dsn)
+    lora = AppliedLora(lora_id, "unused", "unused", 0.8, "ohwx", "sdxl")
+    made = keyframes.generate(lora, "unused", "ohwx character walking in a market", seed=3)
+    try:
+        keyframes.generate(replace(lora, lora_id=str(uuid.uuid4())), "unused", "a prompt", seed=3)
+    except ProviderError as exc:
+        return made, str(exc)
+    raise AssertionError("a LoRA with no Replicate training got a keyframe")

@@ -27,7 +27,7 @@ from loraflow.settings import Settings
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.helpers.loras import QUICK_TRAINING_PARAMS, assert_every_phase_ran, new_lora, upload_images
-from tests.helpers.worker_process import start_worker
+from tests.helpers.worker_process import loaded_torch, start_worker
 
 TASK_QUEUE = "loraflow-runpod-test"
 KEY = "rp-test-key"
@@ -75,7 +75,11 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             handle = await temporal_env.client.start_workflow(
                 "TrainLoraWorkflow",
                 TrainLoraInput(
-                    lora_id=lora_id, user_id=user_id, image_keys=keys, params=QUICK_TRAINING_PARAMS
+                    lora_id=lora_id,
+                    user_id=user_id,
+                    image_keys=keys,
+                    params=QUICK_TRAINING_PARAMS,
+                    validation_steps=10,
                 ),
                 id=train_workflow_id(lora_id),
                 task_queue=TASK_QUEUE,
@@ -91,6 +95,8 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             metrics_port = free_port()
             process = _start_worker(settings, runpod, log, metrics_port)
             outcome = await asyncio.wait_for(handle.result(), timeout=600)
+            # It trained and validated (on the pod) without ever loading torch, let alone a model.
+            assert not loaded_torch(process)
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
             # The sweeper, through the same provider: a pod no workflow knows is terminated.

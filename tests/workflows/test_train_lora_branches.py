@@ -21,10 +21,10 @@ from loraflow.contracts.lora_training import (
     TrainingProgress,
     TrainLoraInput,
 )
-from loraflow.contracts.names import pod_name, train_workflow_id
+from loraflow.contracts.names import FINAL_CHECKPOINT, pod_name, train_workflow_id
 from loraflow.contracts.status import TrainingStatus
 from tests.helpers.histories import record_history
-from tests.helpers.scripted_activities import ScriptedActivities, TrainingScript
+from tests.helpers.scripted_activities import CHECKPOINTS, ScriptedActivities, TrainingScript
 from workflows.lora_training import MAX_POD_ATTEMPTS, TrainLoraWorkflow
 
 IMAGES = ["u/l/0.png", "u/l/1.png", "u/l/2.png"]
@@ -63,7 +63,11 @@ async def test_a_training_ends_its_pod_before_storing_and_completes(
     assert outcome.status == TrainingStatus.COMPLETED and outcome.error is None
     names = scripted.names()
     assert names.index("cleanup_pod") < names.index("store_lora")  # the pod bills while it exists
-    assert names.count("validate_image") == 3 and names.count("cleanup_pod") == 1
+    # Validated on the pod, while it is still there, before it is ended; never in the worker.
+    assert names.count("validate_on_pod") == 3 and "validate_image" not in names
+    last_validation = max(i for i, name in enumerate(names) if name == "validate_on_pod")
+    assert last_validation < names.index("download_artifact") < names.index("cleanup_pod")
+    assert names.count("cleanup_pod") == 1
     assert outcome.pod_seconds == 120.0 and outcome.cost_usd == round(120 / 3600 * 0.69, 4)
     assert scripted.inputs("record_outcome")[0].outcome.status == TrainingStatus.COMPLETED
 
@@ -78,11 +82,54 @@ async def test_two_of_three_validation_images_pass_one_does_not(temporal_env: Wo
         handle = await _start(temporal_env.client, queue)
         outcome = await handle.result()
     assert outcome.status == TrainingStatus.FAILED
-    assert outcome.error is not None and outcome.error.startswith(
-        "validation failed: 1 of 3 validation images show the character (at least 2 must)"
-    )
-    assert outcome.stored is not None  # stored, but never entered into the library as completed
+    assert outcome.error is not None and outcome.error.startswith("validation failed: at best 1 of 3")
+    # Nothing that failed validation enters the library; the pod is ended all the same.
+    assert "store_lora" not in failing.names() and "download_artifact" not in failing.names()
+    assert failing.names().count("cleanup_pod") == 1 and outcome.stored is None
+    assert outcome.validation is not None and outcome.validation.chosen is None
     await record_history(handle, "train_validation_failed")
+
+
+@pytest.mark.records_history
+async def test_the_checkpoint_most_like_the_character_is_stored(temporal_env: WorkflowEnvironment) -> None:
+    """Later is not always better (a LoRA overfits): the middle checkpoint scores best here, so it
+    is the one downloaded and stored; every checkpoint's verdict is recorded."""
+    scores = {"step-000002": 0.7, "step-000003": 0.95, FINAL_CHECKPOINT: 0.8}
+    scripted = ScriptedActivities(TrainingScript(checkpoint_scores=scores))
+    async with _scripted_worker(temporal_env.client, scripted) as queue:
+        handle = await _start(temporal_env.client, queue)
+        outcome = await handle.result()
+        progress = await handle.query(TrainLoraWorkflow.progress)
+    assert outcome.status == TrainingStatus.COMPLETED, outcome.error
+    (download,) = scripted.inputs("download_artifact")
+    assert (download.checkpoint, download.sha256) == ("step-000003", CHECKPOINTS[1].sha256)
+    assert scripted.inputs("store_lora")[0].staged.sha256 == CHECKPOINTS[1].sha256
+    report = outcome.validation
+    assert report is not None and (report.chosen, report.chosen_step) == ("step-000003", 3)
+    assert [(c.name, c.likeness, c.passed) for c in report.checkpoints] == [
+        ("step-000002", 0.7, True), ("step-000003", 0.95, True), (FINAL_CHECKPOINT, 0.8, True),
+    ]  # fmt: skip
+    assert [s.image_url.endswith("-step-000003.png") for s in outcome.scores] == [True] * 3
+    assert progress.validation is not None and "kept step 3" in progress.validation  # the Web UI's line
+    await record_history(handle, "train_kept_middle_checkpoint")
+
+    tied = ScriptedActivities(TrainingScript(checkpoint_scores=dict.fromkeys(scores, 0.9)))
+    async with _scripted_worker(temporal_env.client, tied) as queue:
+        outcome = await (await _start(temporal_env.client, queue)).result()
+    assert outcome.validation is not None and outcome.validation.chosen == FINAL_CHECKPOINT  # ties: later
+
+
+async def test_a_validation_that_times_out_fails_the_training_and_still_ends_the_pod(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    scripted = ScriptedActivities(TrainingScript(validation_hangs=True))
+    async with _scripted_worker(temporal_env.client, scripted) as queue:
+        outcome = await (await _start(temporal_env.client, queue, validation_timeout_s=2.0)).result()
+    assert outcome.status == TrainingStatus.FAILED
+    assert outcome.error == (
+        "validation timed out after 2 s; the LoRA was not stored. Create it again to retry."
+    )
+    assert scripted.names().count("cleanup_pod") == 1 and "store_lora" not in scripted.names()
 
 
 @pytest.mark.records_history
@@ -107,6 +154,10 @@ async def test_no_gpu_falls_back_to_replicate_only_when_allowed(temporal_env: Wo
     assert outcome.status == TrainingStatus.COMPLETED
     assert {"replicate_start", "replicate_download", "replicate_cancel"} <= set(allowed.names())
     assert "cleanup_pod" not in allowed.names()
+    # Validated through Replicate's predictions of the trained version, before the download.
+    names = allowed.names()
+    assert names.count("validate_on_replicate") == 3 and "validate_image" not in names
+    assert names.index("validate_on_replicate") < names.index("replicate_download")
 
     refused = ScriptedActivities(TrainingScript(gpus_exhausted=True))
     async with _scripted_worker(temporal_env.client, refused) as queue:
