@@ -64,7 +64,6 @@ def _assert_nothing_left_and_the_file_is_the_recorded_one(
     settings: Settings, pg_dsn: str, lora_id: str, outcome: TrainingOutcome, pods_expected: int
 ) -> None:
     assert_every_phase_ran(outcome)
-    assert outcome.stored is not None
     workflow_id = train_workflow_id(lora_id)
     records = sorted((Path(settings.data_dir) / "pods").glob(f"{pod_name(workflow_id)}*.json"))
     assert len(records) == pods_expected, [r.name for r in records]  # never a duplicate pod
@@ -75,9 +74,12 @@ def _assert_nothing_left_and_the_file_is_the_recorded_one(
         path, sha256, status = conn.execute(
             "SELECT storage_path, sha256, training_status FROM lora_models WHERE id = %s", [lora_id]
         ).fetchone()
+    assert status == outcome.status
+    if outcome.stored is None:  # a 40-step LoRA may not pass validation: then nothing is kept
+        assert path is None and sha256 is None
+        return
     stored = b"".join(LocalStorage(Path(settings.data_dir) / "storage").get(path))
     assert hashlib.sha256(stored).hexdigest() == sha256 == outcome.stored.sha256
-    assert status == outcome.status
 
 
 async def test_the_worker_killed_mid_training_then_restarted(

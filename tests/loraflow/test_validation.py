@@ -1,5 +1,5 @@
-"""Validation scores mean something: a LoRA that is not applied (all-zero weights) shows no
-character; the trained one does (tests/workflows covers the trained case end to end)."""
+"""The in-worker validation that workflows started before ``validate-on-machine`` still call
+(``validate_image``): a LoRA that is not applied (all-zero weights) shows no character."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_a_lora_that_changes_nothing_fails_validation(
             ),
             storage,
         )
-        for i, prompt in enumerate(DEFAULT_VALIDATION_PROMPTS)
+        for i, prompt in enumerate(DEFAULT_VALIDATION_PROMPTS[:1])
     ]
-    assert [s.shows_character for s in scores] == [False, False, False]
+    assert [s.shows_character for s in scores] == [False]
     assert all(abs(s.lora_similarity - s.base_similarity) < 1e-6 for s in scores)
     assert storage.list("lora-validation/x") == [f"lora-validation/x/{i}.png" for i in range(3)]

@@ -27,7 +27,7 @@ from tests.fakes.replicate import FakeReplicate
 from tests.fakes.runpod import FakeRunPod
 from tests.fakes.server import serve
 from tests.helpers.histories import record_history
-from tests.helpers.loras import QUICK_TRAINING_PARAMS, assert_every_phase_ran, new_lora, upload_images
+from tests.helpers.loras import assert_every_phase_ran, new_lora, upload_images
 from tests.helpers.worker_process import start_worker
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
@@ -75,7 +75,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
                         lora_id=lora_id,
                         user_id=user_id,
                         image_keys=keys,
-                        params=QUICK_TRAINING_PARAMS,
+                        params=TINY_TRAINING_PARAMS,
                         replicate_fallback=True,
                         validation_steps=10,
                     ),
@@ -98,7 +98,7 @@ async def test_no_gpu_at_runpod_falls_back_to_replicate(
     assert training.status == "succeeded" and training.destination == "loraflow/characters"
     assert (
         training.input["token_string"] == "ohwx"
-        and training.input["max_train_steps"] == QUICK_TRAINING_PARAMS["steps"]
+        and training.input["max_train_steps"] == TINY_TRAINING_PARAMS["steps"]
     )
     assert outcome.stored is not None and outcome.cost_usd > 0
     # LORAFLOW_KEYFRAMES=replicate: this LoRA's keyframe is a prediction of its trained version;

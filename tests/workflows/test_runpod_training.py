@@ -115,8 +115,8 @@ async def test_training_through_runpod_survives_a_storm_a_missing_gpu_and_a_cras
             stop_process(process)
             runpod.close()
 
-    assert outcome.stored is not None, log.read_text()[-3000:]
-    assert_every_phase_ran(outcome)
+    assert outcome.validation is not None, log.read_text()[-3000:]
+    assert_every_phase_ran(outcome)  # a 40-step LoRA: either verdict
     assert swept == [stray.pod_id] and runpod.pods[stray.pod_id].terminated
     del runpod.pods[stray.pod_id]
     assert len(runpod.pods) == 1  # one pod for the training, ever, despite the lost answer
