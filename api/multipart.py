@@ -28,6 +28,10 @@ MULTIPART = "multipart/form-data"
 Upload = tuple[CheckedImage, bytes]
 
 
+#: The form fields images come in: ours, and the spec's name for the create request's.
+IMAGE_FIELDS = ("images", "character_images")
+
+
 def media_type(request: Request) -> str:
     """The request's content type without parameters, lower-cased ("" when absent)."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -66,11 +70,13 @@ def _check_and_reencode(filename: str, data: bytes, settings: Settings) -> Uploa
 async def read_images(
     form: FormData, settings: Settings, limiter: anyio.CapacityLimiter, already: int = 0
 ) -> list[Upload]:
-    """Every ``images`` file, checked one by one and then as a set with the ``already`` stored.
-    ``limiter`` bounds how many images are decoded at once across the process."""
-    files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
-    if len(form.getlist("images")) != len(files):
-        raise ApiError(400, "invalid_request", "`images` must be files")
+    """Every ``images`` (or ``character_images``, the spec's name) file, checked one by one
+    and then as a set with the ``already`` stored. ``limiter`` bounds how many images are
+    decoded at once across the process."""
+    parts = [part for field in IMAGE_FIELDS for part in form.getlist(field)]
+    files = [f for f in parts if isinstance(f, UploadFile)]
+    if len(parts) != len(files):
+        raise ApiError(400, "invalid_request", "`images` and `character_images` must be files")
     checked = []
     for upload in files:
         data = await upload.read(images.MAX_BYTES + 1)

@@ -37,6 +37,11 @@ CREATE_LORA_BODY: dict[str, Any] = {
                         "description": {"type": "string"},
                         "training_params": {"type": "string", "description": "TrainingParams as JSON text."},
                         "images": _IMAGE_FILES,
+                        "character_images": {
+                            **_IMAGE_FILES,
+                            "description": "The spec's name for `images` (either, or both, may be sent). "
+                            "No images at all: a pending LoRA, as with the JSON body.",
+                        },
                     },
                 }
             },

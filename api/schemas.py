@@ -98,6 +98,22 @@ class Creator(BaseModel):
     email: str | None = Field(description="The creator's e-mail, to tell same-named LoRAs apart.")
 
 
+class RatingPublic(BaseModel):
+    mean: float | None = Field(description="Mean stars (1-5); null before the first rating.")
+    count: int = Field(description="Ratings given.")
+
+
+class RatingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stars: int = Field(ge=1, le=5, description="1 to 5 stars.")
+
+
+class RatingResult(BaseModel):
+    stars: int = Field(description="Your rating now.")
+    rating: RatingPublic = Field(description="The LoRA's ratings, yours included.")
+
+
 class LoraSummary(BaseModel):
     id: uuid.UUID
     name: str = Field(description="User-given name (unique per creator).")
@@ -109,6 +125,7 @@ class LoraSummary(BaseModel):
     base_model: str = Field(description="Model family it was trained for, e.g. `sdxl`.")
     trigger_word: str | None = Field(description="Token that invokes the character in prompts.")
     validation_passed: bool = Field(description="Whether quality validation passed.")
+    rating: RatingPublic = Field(description="Users' ratings (`sort=top_rated` ranks by their damped mean).")
 
 
 class Pagination(BaseModel):
@@ -186,6 +203,7 @@ class LoraDetail(LoraSummary):
     validation: ValidationResult | None = Field(
         default=None, description="Validation's judge, scores and chosen checkpoint, once validated."
     )
+    my_rating: int | None = Field(default=None, description="Your own rating of it, if any.")
     training_cost: float = Field(description="What training cost, in USD.")
     error_message: str | None = Field(description="Why training failed, when it did.")
     completed_at: datetime | None

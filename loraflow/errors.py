@@ -15,7 +15,8 @@
     │   ├── DuplicateName             the user already has a LoRA of that name
     │   ├── MonthlyLimitReached       the user's LoRAs this month are used up
     │   ├── BudgetExhausted           the platform's training budget this month is spent
-    │   └── UploadsClosed             the LoRA's dataset is frozen, or it is no longer pending
+    │   ├── UploadsClosed             the LoRA's dataset is frozen, or it is no longer pending
+    │   └── RatingRefused             not a completed LoRA, or the caller's own
     ├── LoraNotFound
     ├── AuthError                     credentials missing or not acceptable
     ├── TemporalUnavailable           Temporal did not answer in time
@@ -45,6 +46,7 @@ __all__ = [
     "ObjectNotFound",
     "ProviderError",
     "ProviderNotFound",
+    "RatingRefused",
     "Refused",
     "StorageError",
     "TemporalUnavailable",
@@ -138,6 +140,14 @@ class BudgetExhausted(Refused):
 
 class UploadsClosed(Refused):
     """The LoRA's dataset is frozen (its training started) or it is no longer pending."""
+
+
+class RatingRefused(Refused):
+    """The LoRA cannot be rated by the caller: it is not completed, or it is their own (``own``)."""
+
+    def __init__(self, message: str, *, own: bool = False) -> None:
+        super().__init__(message)
+        self.own = own
 
 
 class LoraNotFound(LoraflowError):

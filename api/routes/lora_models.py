@@ -27,6 +27,7 @@ from api.schemas import (
     LoraStatus,
     LoraSummary,
     Pagination,
+    RatingPublic,
     SearchText,
     UploadResponse,
     ValidationImage,
@@ -37,8 +38,9 @@ from api.uploads import accept_uploads
 from loraflow.contracts import limits
 from loraflow.contracts.names import FINAL_CHECKPOINT
 from loraflow.contracts.status import TrainingStatus
-from loraflow.db import Caller, as_caller, as_service, budget, datasets, library
+from loraflow.db import Caller, as_caller, as_service, budget, datasets, library, ratings
 from loraflow.db.library import NewLora, Sort
+from loraflow.db.ratings import RatingSummary
 from loraflow.domain.params import public_params, resolve_params
 from loraflow.errors import (
     BudgetExhausted,
@@ -66,9 +68,11 @@ CREATED_TRAINING = "LoRA created; training has started."
 
 
 def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
+    rating = RatingSummary.of(row["rating_sum"], row["rating_count"])
     return {
         **row,
         "created_by": Creator(id=row.get("user_id"), email=row.get("created_by_email")),
+        "rating": RatingPublic(mean=rating.mean, count=rating.count),
     }
 
 
@@ -89,7 +93,11 @@ async def list_lora_models(
         Query(description="Case-insensitive substring of the name or description (at most 200)."),
     ] = None,
     sort: Annotated[
-        Sort, Query(description="`recent` (newest first), `popular` (most used), `name` (A-Z).")
+        Sort,
+        Query(
+            description="`recent` (newest first), `popular` (most used), `name` (A-Z), `top_rated` "
+            "(highest damped mean rating: 5 prior votes of 3 stars, so one 5-star vote does not top it)."
+        ),
     ] = Sort.recent,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")] = 0,
@@ -110,13 +118,14 @@ async def list_lora_models(
 async def _read_create_request(
     request: Request, settings: Settings
 ) -> tuple[CreateLoraRequest, list[Upload]]:
-    """The body, JSON or multipart; with multipart, its images too (at least the minimum)."""
+    """The body, JSON or multipart; with multipart, its images too (none, or at least the
+    minimum)."""
     content_type = media_type(request)
     if content_type == MULTIPART:
         form = await read_form(request)
         body = create_request(form)
         uploads = await read_images(form, settings, image_limiter(request))
-        if len(uploads) < limits.MIN_IMAGES:
+        if 0 < len(uploads) < limits.MIN_IMAGES:  # none at all: a pending LoRA, as the JSON create
             raise ApiError(
                 400,
                 "invalid_image",
@@ -333,6 +342,7 @@ async def get_lora_model(
     try:
         async with as_caller(pool, caller) as conn:
             row = await library.get_lora(conn, lora_id)
+            mine = await ratings.my_rating(conn, lora_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     report = row.get("validation_report")
@@ -342,6 +352,7 @@ async def get_lora_model(
             **_summary_fields(row),
             "training_params": public_params(row["training_params"]),
             "validation": validation,
+            "my_rating": mine,
         }
     )
 

@@ -25,17 +25,20 @@ class Sort(enum.StrEnum):
     recent = "recent"
     popular = "popular"
     name = "name"
+    top_rated = "top_rated"
 
 
 _ORDER_BY = {
     Sort.recent: "created_at DESC, id DESC",
     Sort.popular: "usage_count DESC, created_at DESC, id DESC",
+    # The damped mean (sql/0009): one 5-star vote does not top the library.
+    Sort.top_rated: "rating_score DESC, created_at DESC, id DESC",
     Sort.name: "name ASC, id ASC",
 }
 
 _LIST_COLUMNS = (
     "id, name, description, training_status, created_at, usage_count, user_id, "
-    "created_by_email, base_model, trigger_word, validation_passed"
+    "created_by_email, base_model, trigger_word, validation_passed, rating_sum, rating_count"
 )
 
 

@@ -119,6 +119,27 @@ async def test_too_few_or_too_many_images(
     assert await _names(http, user, "Count") == 0
 
 
+async def test_the_specs_field_name_and_a_create_without_images(
+    http: httpx.AsyncClient, make_user: Callable[[], User]
+) -> None:
+    """The spec names the create request's images ``character_images``: they are read, not
+    dropped (two images: too few, so nothing is created). No images at all: a pending LoRA, as
+    with the JSON body."""
+    user = make_user()
+    spec_named = [("character_images", (n, d, "image/png")) for n, d in _good(2)]
+    r = await http.post("/api/v1/lora-models", data={"name": "Spec"}, files=spec_named, headers=user.headers)
+    assert r.status_code == 400 and "2 image(s) is too few" in r.json()["error"]["message"]
+    # Both fields are one set: the same drawing in each is a duplicate (and nothing trains).
+    both = [*spec_named, *_files(*_good(1))]
+    r = await http.post("/api/v1/lora-models", data={"name": "Spec"}, files=both, headers=user.headers)
+    assert r.status_code == 400 and "is the same image as" in r.json()["error"]["message"]
+    r = await http.post(
+        "/api/v1/lora-models", data={"name": "Bare"}, files={"ignored": ("", b"")}, headers=user.headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "pending" and "images" in r.json()["message"]
+
+
 async def test_images_in_steps_start_training_once_and_then_freeze(
     http: httpx.AsyncClient,
     make_user: Callable[[], User],

@@ -17,7 +17,14 @@ from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from training_scripts.tiny_model import TINY_TRAINING_PARAMS
 
-__all__ = ["QUICK_TRAINING_PARAMS", "assert_every_phase_ran", "character_png", "new_lora", "upload_images"]
+__all__ = [
+    "QUICK_TRAINING_PARAMS",
+    "assert_every_phase_ran",
+    "character_png",
+    "mark_completed",
+    "new_lora",
+    "upload_images",
+]
 
 #: Enough steps for every phase of a real training (pod, agent, trainer, download, storage,
 #: validation) to run, not for a LoRA that passes validation: for tests about the machinery
@@ -57,3 +64,18 @@ def upload_images(settings: Settings, user_id: str, lora_id: str, n: int = 4) ->
     for i, key in enumerate(keys):
         storage.put(key, [character_png(i)])
     return keys
+
+
+async def mark_completed(pool: AsyncConnectionPool, lora_id: str, name: str | None = None) -> None:
+    """Record ``lora_id`` as completed with a (made-up) file, as the worker would, without a
+    training: for tests of what a completed LoRA allows (ratings, reports)."""
+    from loraflow.db import as_service
+
+    async with as_service(pool) as conn:
+        await conn.execute(
+            """UPDATE lora_models SET training_status = 'completed', name = coalesce(%s, name),
+                      storage_path = 'lora-models/' || id || '/x.safetensors',
+                      storage_url = 'https://storage.example/' || id, file_size = 1
+                WHERE id = %s""",
+            [name, lora_id],
+        )
