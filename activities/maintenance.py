@@ -25,12 +25,15 @@ class MaintenanceActivities:
     @activity.defn(name="purge_validation_images")
     def purge_validation_images(self, request: PurgeValidationImagesInput) -> PurgedValidationImages:
         """Delete the validation images of LoRAs that finished more than ``max_age_days`` ago
-        and clear their URLs. Idempotent: a LoRA is done once its URLs are cleared, and the
-        files go before the URLs, so a crash in between is finished by the next run."""
+        and clear their URLs (the report keeps its scores, marked ``purged``). Idempotent: a LoRA
+        is done once its URLs are cleared and its report marked, and the files go first, so a
+        crash in between is finished by the next run. A LoRA that failed validation has a report
+        and no URLs: its images expire too."""
         with self._pool.connection() as conn:
             rows = conn.execute(
                 """SELECT id FROM lora_models
-                    WHERE validation_image_urls IS NOT NULL
+                    WHERE (validation_image_urls IS NOT NULL
+                           OR (validation_report IS NOT NULL AND NOT validation_report ? 'purged'))
                       AND completed_at < now() - make_interval(days => %s)
                     ORDER BY completed_at""",
                 [request.max_age_days],
@@ -40,6 +43,11 @@ class MaintenanceActivities:
                 keys = self._storage.list(validation_prefix(str(lora_id)))
                 for key in keys:
                     self._storage.delete(key)
-                conn.execute("UPDATE lora_models SET validation_image_urls = NULL WHERE id = %s", [lora_id])
+                conn.execute(
+                    """UPDATE lora_models SET validation_image_urls = NULL,
+                              validation_report = validation_report || '{"purged": true}'::jsonb
+                        WHERE id = %s""",
+                    [lora_id],
+                )
                 log.info("validation_images_purged", lora_id=str(lora_id), files=len(keys))
         return PurgedValidationImages(loras=len(rows))

@@ -7,7 +7,8 @@ other through the HTTP API with a 1-step trainer on the tiny model. For each:
 
   total      POST /lora-models → status `completed` seen by the client (polling every 50 ms)
   agent      the pod's own work: training (the agent's started_at → finished_at) plus the
-             validation generations (first validate_image started → last completed)
+             validation (first validate_on_pod started → last completed: the pod generates,
+             the worker judges; validate_image for workflows from before validate-on-machine)
   overhead   total - agent: everything loraflow does around that (API, Temporal, pod start,
              uploads, polling, download, cleanup, store, records)
   detection  training finished in the pod → the workflow's poll activity completed with it
@@ -116,7 +117,7 @@ async def main() -> None:
             agent_state = json.loads(progress_file.read_text())
             training = agent_state["finished_at"] - agent_state["started_at"]
             times = await history_times(client, wf)
-            validation = times["validate_image"]
+            validation = times.get("validate_on_pod") or times["validate_image"]
             generation = max(t for e, t in validation if e == "completed") - min(
                 t for e, t in validation if e == "started"
             )

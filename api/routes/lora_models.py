@@ -361,9 +361,10 @@ def _validation(report: dict[str, Any], storage: Storage) -> ValidationResult:
     """The recorded report, with signed URLs (made now: they expire) for the images a user
     looks at: each prompt's control and the kept checkpoint's image."""
     shown = report.get("chosen") or FINAL_CHECKPOINT
+    expired = bool(report.get("purged"))  # the images are gone (LORAFLOW_VALIDATION_IMAGE_DAYS)
 
     def image(i: dict[str, Any], *, signed: bool) -> ValidationImage:
-        url = storage.url(i["image_key"]) if signed else None
+        url = storage.url(i["image_key"]) if signed and not expired else None
         return ValidationImage(
             checkpoint=i["checkpoint"], step=i["step"], score=i["score"],
             shows_character=i["shows_character"], image_url=url,

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
@@ -61,6 +62,37 @@ async def test_old_validation_images_are_deleted_and_recent_ones_kept(
         )
     assert urls[old_id] is None and len(urls[new_id]) == 3
     assert all(not Path(storage.root / k).exists() for k in old_keys)
+
+
+async def test_a_lora_that_failed_validation_on_its_machine_loses_its_images_too(
+    worker: Settings, temporal_env: WorkflowEnvironment, pool: AsyncConnectionPool, pg_dsn: str
+) -> None:
+    """Validated on the machine and failed: a report, no URLs. Its images expire all the same, and
+    the report keeps its scores, marked purged (the API then signs no URL for them)."""
+    storage = LocalStorage(Path(worker.data_dir) / "storage")
+    _, lora_id = await new_lora(pool)
+    key = f"lora-validation/{lora_id}/0-final.png"
+    storage.put(key, [b"png"])
+    report = {"judge": "pixel", "checkpoints": [], "prompts": [], "chosen": None}
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(
+            """UPDATE lora_models SET training_status = 'failed', error_message = 'validation failed',
+                      validation_report = %s, completed_at = now() - interval '40 days' WHERE id = %s""",
+            [Jsonb(report), lora_id],
+        )
+    await temporal_env.client.execute_workflow(
+        "PurgeValidationImagesWorkflow",
+        PurgeValidationImagesInput(max_age_days=30),
+        id=f"purge-test-{lora_id}",
+        task_queue=worker.task_queue,
+        result_type=int,
+    )
+    assert storage.list(f"lora-validation/{lora_id}/") == []
+    with psycopg.connect(pg_dsn) as conn:
+        (kept,) = conn.execute(
+            "SELECT validation_report FROM lora_models WHERE id = %s", [lora_id]
+        ).fetchone()
+    assert kept == {**report, "purged": True}
 
 
 async def test_the_worker_keeps_a_daily_schedule_for_it(
