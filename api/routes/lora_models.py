@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -39,7 +40,7 @@ from loraflow.contracts import limits
 from loraflow.contracts.names import FINAL_CHECKPOINT
 from loraflow.contracts.status import TrainingStatus
 from loraflow.db import Caller, as_caller, as_service, budget, datasets, library, ratings
-from loraflow.db.library import NewLora, Sort
+from loraflow.db.library import LibraryFilter, NewLora, Sort
 from loraflow.db.ratings import RatingSummary
 from loraflow.domain.params import public_params, resolve_params
 from loraflow.errors import (
@@ -101,15 +102,47 @@ async def list_lora_models(
     ] = Sort.recent,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")] = 0,
+    creator: Annotated[
+        str | None, Query(description="Only this creator's LoRAs: a user id, or `me`.", max_length=36)
+    ] = None,
+    created_after: Annotated[datetime | None, Query(description="Created after this instant.")] = None,
+    created_before: Annotated[datetime | None, Query(description="Created before this instant.")] = None,
+    base_model: Annotated[
+        str | None,
+        Query(
+            description="Only this model family, e.g. `sdxl`.", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
+        ),
+    ] = None,
+    min_rating: Annotated[
+        float | None, Query(ge=1, le=5, description="Mean rating at least this (unrated LoRAs drop out).")
+    ] = None,
 ) -> LoraList:
+    narrow = LibraryFilter(
+        creator=_creator(creator, caller),
+        created_after=created_after,
+        created_before=created_before,
+        base_model=base_model,
+        min_rating=min_rating,
+    )
     async with as_caller(pool, caller) as conn:
         rows, total = await library.list_loras(
-            conn, status=status_, search=search, sort=sort, limit=limit, offset=offset
+            conn, status=status_, search=search, sort=sort, limit=limit, offset=offset, narrow=narrow
         )
     return LoraList(
         items=[LoraSummary.model_validate(_summary_fields(r)) for r in rows],
         pagination=Pagination(total=total, limit=limit, offset=offset),
     )
+
+
+def _creator(creator: str | None, caller: Caller) -> uuid.UUID | None:
+    if creator is None:
+        return None
+    if creator == "me":
+        return uuid.UUID(caller.user_id)
+    try:
+        return uuid.UUID(creator)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", "`creator` must be a user id (UUID) or `me`") from exc
 
 
 # ------------------------------------------------------------------------------------ create

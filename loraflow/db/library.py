@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -98,6 +99,28 @@ def _insert(caller: Caller, new: NewLora) -> tuple[sql.Composed, list[Any]]:
     return query, list(columns.values())
 
 
+@dataclass(frozen=True)
+class LibraryFilter:
+    """The list's narrowing beyond status and search; each is served by an index (sql/0010)."""
+
+    creator: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    base_model: str | None = None
+    min_rating: float | None = None  # the plain mean of the stars; unrated LoRAs drop out
+
+    def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
+        chosen = [
+            ("user_id = %s", self.creator),
+            ("created_at > %s", self.created_after),
+            ("created_at < %s", self.created_before),
+            ("base_model = %s", self.base_model),
+            ("rating_mean >= %s", self.min_rating),
+        ]
+        kept = [(condition, value) for condition, value in chosen if value is not None]
+        return [sql.SQL(c) for c, _ in kept], [v for _, v in kept]
+
+
 async def list_loras(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -106,6 +129,7 @@ async def list_loras(
     sort: Sort,
     limit: int,
     offset: int,
+    narrow: LibraryFilter | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the public library and the total number of matches."""
     where: list[sql.Composable] = []
@@ -116,11 +140,15 @@ async def list_loras(
     if search:
         where.append(sql.SQL("search_text LIKE %s"))
         params.append("%" + _escape_like(search.lower()) + "%")
+    if narrow is not None:
+        conditions, values = narrow.conditions()
+        where += conditions
+        params += values
     where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
     page = sql.SQL("SELECT {cols} FROM lora_library{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
         cols=sql.SQL(_LIST_COLUMNS), where=where_sql, order=sql.SQL(_ORDER_BY[sort])
     )
-    if search:
+    if search or (narrow is not None and narrow.conditions()[0]):
         count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
         count_params = params
     else:
