@@ -1,6 +1,7 @@
 """GET /api/v1/lora-models under load, against the same queries run directly (the floor).
 
     .venv/bin/python benchmarks/api_list.py [--rows 100000] [--requests 2000] [--concurrency 16]
+    .venv/bin/python benchmarks/api_list.py --explain     # each scenario's plan, no load
 
 Seeds an embedded PostgreSQL (or DATABASE_URL, which it writes to!) with --rows LoRAs, starts
 `loraflow api` as its own process, and drives it from this process at the given concurrency.
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -38,7 +40,30 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "search 'wizard'": {"search": "wizard"},
     "status=completed": {"status": "completed"},
     "sort=popular": {"sort": "popular"},
+    "sort=top_rated": {"sort": "top_rated"},
+    "creator=<a user>": {"creator": "00000000-0000-4000-8000-000000000007"},
+    "created_after (1 d)": {"created_after": "1 day"},
+    "base_model=sdxl": {"base_model": "sdxl"},
+    "min_rating=4.5": {"min_rating": 4.5},
 }
+
+
+def narrow_of(params: dict[str, object]) -> library.LibraryFilter:
+    """The scenario's filters as the API builds them (``created_after`` given as an age)."""
+    after = params.get("created_after")
+    return library.LibraryFilter(
+        creator=uuid.UUID(str(params["creator"])) if "creator" in params else None,
+        created_after=datetime.now(UTC) - timedelta(days=1) if after else None,
+        base_model=params.get("base_model"),  # type: ignore[arg-type]
+        min_rating=params.get("min_rating"),  # type: ignore[arg-type]
+    )
+
+
+def api_params(params: dict[str, object]) -> dict[str, object]:
+    if params.get("created_after"):
+        return {**params, "created_after": (datetime.now(UTC) - timedelta(days=1)).isoformat()}
+    return params
+
 
 SEED_SQL = """
 SET session_replication_role = replica;  -- seed without per-row triggers (limit, updated_at)
@@ -47,7 +72,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(u), 12, '0'))::uuid, 'user' ||
   FROM generate_series(1, {users}) u
 ON CONFLICT DO NOTHING;
 INSERT INTO lora_models (user_id, name, description, training_status, usage_count, created_at,
-                         storage_path, storage_url, file_size)
+                         storage_path, storage_url, file_size, rating_count, rating_sum)
 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {users}), 12, '0'))::uuid,
        (ARRAY['Grumpy','Cheerful','Silent','Cyberpunk','Ancient','Tiny','Neon','Lost'])[1 + i % 8]
          || ' ' || (ARRAY['Wizard','Knight','Girl','Robot','Cat','Pilot','Witch','Monk','Bard',
@@ -58,7 +83,8 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {users}), 12, '0'))::u
        (ARRAY['completed','completed','completed','failed','pending','training'])[1 + i % 6],
        (random() * 1000)::int,
        now() - (i || ' minutes')::interval,
-       'lora-models/x.safetensors', 'https://example/x.safetensors', 1000
+       'lora-models/x.safetensors', 'https://example/x.safetensors', 1000,
+       i % 7, (i % 7) * (1 + i % 5)
   FROM generate_series(1, {rows}) i;
 SET session_replication_role = origin;
 """
@@ -93,7 +119,7 @@ async def bench_api(
     ) as http:
 
         async def call() -> None:
-            r = await http.get("/api/v1/lora-models", params=params)
+            r = await http.get("/api/v1/lora-models", params=api_params(params))  # type: ignore[arg-type]
             r.raise_for_status()
 
         await drive(call, min(200, n), c)  # warm up
@@ -115,6 +141,7 @@ async def bench_direct(dsn: str, params: dict[str, object], n: int, c: int) -> t
                 sort=Sort(params.get("sort", "recent")),
                 limit=50,
                 offset=0,
+                narrow=narrow_of(params),
             )
 
     try:
@@ -149,12 +176,36 @@ def start_api(dsn: str, port: int, log: Path, workers: int) -> subprocess.Popen[
     raise RuntimeError(f"API did not start: {log.read_text()[-2000:]}")
 
 
+def explain(dsn: str) -> None:
+    """Each scenario's page query, EXPLAIN ANALYZE'd as the caller: the index it uses and its time."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name, params in SCENARIOS.items():
+            page, values, _, _ = library.page_query(
+                status=params.get("status"),  # type: ignore[arg-type]
+                search=params.get("search"),  # type: ignore[arg-type]
+                sort=Sort(params.get("sort", "recent")),
+                narrow=narrow_of(params),
+            )
+            with conn.transaction():
+                conn.execute("SET LOCAL role authenticated")
+                plan = [
+                    row[0]
+                    for row in conn.execute(
+                        psycopg.sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ") + page, [*values, 50, 0]
+                    ).fetchall()
+                ]
+            scans = [line.strip() for line in plan if "Scan" in line]
+            took = next(line for line in plan if line.startswith("Execution Time"))
+            print(f"{name:<22} {took:<28} {' | '.join(scans)}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--explain", action="store_true", help="print each scenario's plan; no load")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="loraflow-bench-"))
@@ -174,6 +225,11 @@ async def main() -> None:
         conn.execute("VACUUM ANALYZE lora_models")
         total = conn.execute("SELECT count(*) FROM lora_models").fetchone()[0]
     print(f"seeded: {total} LoRAs in {time.perf_counter() - t:.1f}s  ({workdir})")
+    if args.explain:
+        explain(dsn)
+        if server is not None:
+            server.cleanup()
+        return
 
     port = net.free_port()
     api = start_api(dsn, port, workdir / "api.log", args.api_workers)

@@ -121,6 +121,45 @@ class LibraryFilter:
         return [sql.SQL(c) for c, _ in kept], [v for _, v in kept]
 
 
+def page_query(
+    *,
+    status: TrainingStatus | None,
+    search: str | None,
+    sort: Sort,
+    narrow: LibraryFilter | None = None,
+) -> tuple[sql.Composed, list[Any], sql.Composed, list[Any]]:
+    """The page's SQL and parameters (``LIMIT``/``OFFSET`` last, to be appended) and the total's:
+    ``list_loras`` runs them, ``benchmarks/api_list.py`` explains them."""
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if status:
+        where.append(sql.SQL("training_status = %s"))
+        params.append(TrainingStatus(status).value)
+    if search:
+        where.append(sql.SQL("search_text LIKE %s"))
+        params.append("%" + _escape_like(search.lower()) + "%")
+    narrowed = False
+    if narrow is not None:
+        conditions, values = narrow.conditions()
+        narrowed = bool(conditions)
+        where += conditions
+        params += values
+    where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    page = sql.SQL("SELECT {cols} FROM lora_library{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
+        cols=sql.SQL(_LIST_COLUMNS), where=where_sql, order=sql.SQL(_ORDER_BY[sort])
+    )
+    if search or narrowed:
+        count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
+        count_params = params
+    else:
+        # Without a search or filter, totals come from the trigger-maintained counters (sql/0003).
+        count = sql.SQL("SELECT coalesce(sum(n), 0) AS total FROM lora_library_counts{where}").format(
+            where=sql.SQL(" WHERE training_status = %s") if status else sql.SQL("")
+        )
+        count_params = [TrainingStatus(status).value] if status else []
+    return page, params, count, count_params
+
+
 async def list_loras(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -132,31 +171,7 @@ async def list_loras(
     narrow: LibraryFilter | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the public library and the total number of matches."""
-    where: list[sql.Composable] = []
-    params: list[Any] = []
-    if status:
-        where.append(sql.SQL("training_status = %s"))
-        params.append(TrainingStatus(status).value)
-    if search:
-        where.append(sql.SQL("search_text LIKE %s"))
-        params.append("%" + _escape_like(search.lower()) + "%")
-    if narrow is not None:
-        conditions, values = narrow.conditions()
-        where += conditions
-        params += values
-    where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
-    page = sql.SQL("SELECT {cols} FROM lora_library{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
-        cols=sql.SQL(_LIST_COLUMNS), where=where_sql, order=sql.SQL(_ORDER_BY[sort])
-    )
-    if search or (narrow is not None and narrow.conditions()[0]):
-        count = sql.SQL("SELECT count(*) AS total FROM lora_models{where}").format(where=where_sql)
-        count_params = params
-    else:
-        # Without a search, totals come from the trigger-maintained counters (sql/0003).
-        count = sql.SQL("SELECT coalesce(sum(n), 0) AS total FROM lora_library_counts{where}").format(
-            where=sql.SQL(" WHERE training_status = %s") if status else sql.SQL("")
-        )
-        count_params = [TrainingStatus(status).value] if status else []
+    page, params, count, count_params = page_query(status=status, search=search, sort=sort, narrow=narrow)
     rows = await (await conn.execute(page, [*params, limit, offset])).fetchall()
     total_row = await (await conn.execute(count, count_params)).fetchone()
     return rows, int(total_row["total"]) if total_row else 0
