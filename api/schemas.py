@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loraflow.contracts.status import TrainingStatus
+from loraflow.db.reports import ReportReason
 from loraflow.domain.params import TrainingParams
 
 
@@ -114,6 +115,20 @@ class RatingResult(BaseModel):
     rating: RatingPublic = Field(description="The LoRA's ratings, yours included.")
 
 
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReportReason = Field(
+        description="`sexual`, `minor`, `violence`, `hate`, `impersonation`, `copyright`, `spam` or `other`."
+    )
+    note: str | None = Field(default=None, max_length=1000, description="Optional details for the reviewer.")
+
+
+class ReportCreated(BaseModel):
+    id: int = Field(description="The report's id.")
+    status: Literal["open"] = Field(description="Open until a moderator reviews it.")
+
+
 class LoraSummary(BaseModel):
     id: uuid.UUID
     name: str = Field(description="User-given name (unique per creator).")
@@ -204,6 +219,9 @@ class LoraDetail(LoraSummary):
         default=None, description="Validation's judge, scores and chosen checkpoint, once validated."
     )
     my_rating: int | None = Field(default=None, description="Your own rating of it, if any.")
+    hidden_reason: str | None = Field(
+        default=None, description="Why it is hidden from the library (shown to its creator only)."
+    )
     training_cost: float = Field(description="What training cost, in USD.")
     error_message: str | None = Field(description="Why training failed, when it did.")
     completed_at: datetime | None

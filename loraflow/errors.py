@@ -16,7 +16,8 @@
     │   ├── MonthlyLimitReached       the user's LoRAs this month are used up
     │   ├── BudgetExhausted           the platform's training budget this month is spent
     │   ├── UploadsClosed             the LoRA's dataset is frozen, or it is no longer pending
-    │   └── RatingRefused             not a completed LoRA, or the caller's own
+    │   ├── RatingRefused             not a completed LoRA, or the caller's own
+    │   └── ReportRefused             a second open report, or too many (``limit``)
     ├── LoraNotFound
     ├── AuthError                     credentials missing or not acceptable
     ├── TemporalUnavailable           Temporal did not answer in time
@@ -48,6 +49,7 @@ __all__ = [
     "ProviderNotFound",
     "RatingRefused",
     "Refused",
+    "ReportRefused",
     "StorageError",
     "TemporalUnavailable",
     "UnknownVideoModel",
@@ -148,6 +150,14 @@ class RatingRefused(Refused):
     def __init__(self, message: str, *, own: bool = False) -> None:
         super().__init__(message)
         self.own = own
+
+
+class ReportRefused(Refused):
+    """The caller already has an open report of the LoRA, or reached the hourly limit (``limit``)."""
+
+    def __init__(self, message: str, *, limit: bool) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class LoraNotFound(LoraflowError):

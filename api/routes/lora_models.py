@@ -123,6 +123,7 @@ async def list_lora_models(
         created_before=created_before,
         base_model=base_model,
         min_rating=min_rating,
+        viewer=uuid.UUID(caller.user_id),
     )
     async with as_caller(pool, caller) as conn:
         rows, total = await library.list_loras(
@@ -265,7 +266,7 @@ async def create_lora_model(
 async def _own_lora(pool: AsyncConnectionPool, caller: Caller, lora_id: uuid.UUID) -> dict[str, Any]:
     try:
         async with as_caller(pool, caller) as conn:
-            row = await library.get_lora(conn, lora_id)
+            row = await library.get_lora(conn, lora_id, caller.user_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     if str(row["user_id"]) != caller.user_id:
@@ -374,7 +375,7 @@ async def get_lora_model(
 ) -> LoraDetail:
     try:
         async with as_caller(pool, caller) as conn:
-            row = await library.get_lora(conn, lora_id)
+            row = await library.get_lora(conn, lora_id, caller.user_id)
             mine = await ratings.my_rating(conn, lora_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc

@@ -108,6 +108,7 @@ class LibraryFilter:
     created_before: datetime | None = None
     base_model: str | None = None
     min_rating: float | None = None  # the plain mean of the stars; unrated LoRAs drop out
+    viewer: uuid.UUID | None = None  # who asks: their own hidden LoRAs show under creator=me
 
     def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
         chosen = [
@@ -130,7 +131,10 @@ def page_query(
 ) -> tuple[sql.Composed, list[Any], sql.Composed, list[Any]]:
     """The page's SQL and parameters (``LIMIT``/``OFFSET`` last, to be appended) and the total's:
     ``list_loras`` runs them, ``benchmarks/api_list.py`` explains them."""
-    where: list[sql.Composable] = []
+    # Hidden LoRAs (reported, pending review) are not in the public list; their creators see
+    # them with `creator=me`. (lora_library bypasses RLS, so the rule is spelled out here.)
+    own = narrow is not None and narrow.creator is not None and narrow.creator == narrow.viewer
+    where: list[sql.Composable] = [] if own else [sql.SQL("hidden_at IS NULL")]
     params: list[Any] = []
     if status:
         where.append(sql.SQL("training_status = %s"))
@@ -177,10 +181,13 @@ async def list_loras(
     return rows, int(total_row["total"]) if total_row else 0
 
 
-async def get_lora(conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID) -> dict[str, Any]:
+async def get_lora(
+    conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID, viewer: str | None = None
+) -> dict[str, Any]:
+    """One LoRA; a hidden one only for its creator (``viewer``), to everyone else not found."""
     cur = await conn.execute("SELECT * FROM lora_library WHERE id = %s", [lora_id])
     row = await cur.fetchone()
-    if row is None:
+    if row is None or (row["hidden_at"] is not None and str(row["user_id"]) != viewer):
         raise LoraNotFound(lora_id)
     return row
 

@@ -27,6 +27,7 @@ NOTICE_TRAINING = (
 )
 NOTICE_FAILED = "The LoRA could not be trained ({reason}). Video will use reference images."
 NOTICE_MISSING = "The selected LoRA does not exist. Video will use reference images."
+NOTICE_HIDDEN = "This LoRA is hidden pending a moderation review. Video will use reference images."
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ def decide(request: ClipRequest, lora: dict[str, Any] | None) -> tuple[Mode, str
         return "reference_images", None
     if lora is None:
         return "reference_images", NOTICE_MISSING
+    if lora.get("hidden_at") is not None:
+        return "reference_images", NOTICE_HIDDEN
     if lora["training_status"] == "failed":
         return "reference_images", NOTICE_FAILED.format(reason=lora.get("error_message") or "unknown")
     if lora["training_status"] != "completed" or not lora.get("storage_path"):
@@ -147,7 +150,7 @@ class ClipPlanner:
             if request.lora_id is not None:
                 lora = conn.execute(
                     """SELECT id, training_status, error_message, storage_path, storage_url, sha256,
-                              trigger_word, base_model FROM lora_models WHERE id = %s""",
+                              trigger_word, base_model, hidden_at FROM lora_models WHERE id = %s""",
                     [request.lora_id],
                 ).fetchone()
             mode, notice = decide(request, lora)

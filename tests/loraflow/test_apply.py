@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loraflow.domain.clips import (
+    NOTICE_HIDDEN,
     NOTICE_MISSING,
     NOTICE_TRAINING,
     VIDEO_MODELS,
@@ -34,6 +35,15 @@ def test_no_ready_lora_means_reference_images(
     lora_id: str | None, row: dict | None, expected: tuple[str, str | None]
 ) -> None:
     assert decide(_request("hotshot-xl", lora_id), row) == expected
+
+
+def test_a_hidden_lora_falls_back_to_the_reference_images() -> None:
+    """Reported and hidden pending review: a job that already uses it is told, and the clip
+    goes ahead on the reference image."""
+    assert decide(_request("hotshot-xl"), {**READY, "hidden_at": "2026-11-26T00:00:00Z"}) == (
+        "reference_images",
+        NOTICE_HIDDEN,
+    )
 
 
 def test_a_failed_lora_says_why() -> None:

@@ -114,11 +114,23 @@ async def test_library_counts_follow_inserts_and_status_changes(
 
     def actual() -> dict[str, int]:
         with psycopg.connect(pg_dsn) as conn:
-            rows = conn.execute("SELECT training_status, count(*) FROM lora_models GROUP BY 1").fetchall()
+            # What the public list shows: hidden LoRAs (reported, pending review) are not counted.
+            rows = conn.execute(
+                "SELECT training_status, count(*) FROM lora_models WHERE hidden_at IS NULL GROUP BY 1"
+            ).fetchall()
         return {s: 0 for s in ("pending", "training", "validating", "completed", "failed")} | dict(rows)
 
     lora_id = await _create(pool, _caller())
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("UPDATE lora_models SET training_status = 'training' WHERE id = %s", [lora_id])
         conn.execute("UPDATE lora_models SET description = 'no status change' WHERE id = %s", [lora_id])
+    assert counts() == actual()
+    before = counts()["training"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE lora_models SET hidden_at = now() WHERE id = %s", [lora_id])
+    assert counts() == actual() and counts()["training"] == before - 1
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE lora_models SET hidden_at = NULL, training_status = 'failed' WHERE id = %s", [lora_id]
+        )
     assert counts() == actual()
