@@ -45,7 +45,7 @@ from workflows import WORKFLOWS
 
 if TYPE_CHECKING:
     from activities.validation import Judges
-    from loraflow.compute.replicate import ReplicatePredictor
+    from loraflow.compute.replicate import ReplicateConfig, ReplicatePredictor
     from loraflow.ml.pipelines import SdxlPipeline
 
 log = get_logger(__name__)
@@ -104,38 +104,33 @@ def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
     raise ValueError(f"unknown compute provider {settings.compute_provider!r} (local, runpod)")
 
 
-def build_replicate_trainer(settings: Settings) -> ReplicateTrainer | None:
-    """Replicate's trainings API, the fallback when the pod provider has no GPU; None without a token."""
+def _replicate_config(settings: Settings) -> ReplicateConfig | None:
+    """Replicate's client configuration; None without a token."""
     if settings.replicate_api_token is None:
         return None
     from loraflow.compute.replicate import ReplicateConfig
 
-    return ReplicateTrainer(
-        ReplicateConfig(
-            api_token=settings.replicate_api_token.get_secret_value(),
-            destination=settings.replicate_destination,
-            trainer_version=settings.replicate_trainer_version,
-            base_url=settings.replicate_base_url,
-            price_per_hour=settings.replicate_price_per_hour,
-        )
+    return ReplicateConfig(
+        api_token=settings.replicate_api_token.get_secret_value(),
+        destination=settings.replicate_destination,
+        trainer_version=settings.replicate_trainer_version,
+        base_url=settings.replicate_base_url,
+        price_per_hour=settings.replicate_price_per_hour,
     )
+
+
+def build_replicate_trainer(settings: Settings) -> ReplicateTrainer | None:
+    """Replicate's trainings API, the fallback when the pod provider has no GPU; None without a token."""
+    config = _replicate_config(settings)
+    return None if config is None else ReplicateTrainer(config)
 
 
 def build_replicate_predictor(settings: Settings) -> ReplicatePredictor | None:
     """Replicate's predictions API (validation of the fallback's LoRAs, Replicate keyframes)."""
-    if settings.replicate_api_token is None:
-        return None
-    from loraflow.compute.replicate import ReplicateConfig, ReplicatePredictor
+    from loraflow.compute.replicate import ReplicatePredictor
 
-    return ReplicatePredictor(
-        ReplicateConfig(
-            api_token=settings.replicate_api_token.get_secret_value(),
-            destination=settings.replicate_destination,
-            trainer_version=settings.replicate_trainer_version,
-            base_url=settings.replicate_base_url,
-            price_per_hour=settings.replicate_price_per_hour,
-        )
-    )
+    config = _replicate_config(settings)
+    return None if config is None else ReplicatePredictor(config)
 
 
 def build_judges(settings: Settings) -> Judges:

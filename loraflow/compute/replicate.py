@@ -49,6 +49,7 @@ from loraflow.logging import get_logger
 
 log = get_logger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
+_Run = TypeVar("_Run", Training, Prediction)  # what Replicate runs, and cancels
 #: Trainings that ended without weights: a new attempt may start afresh instead of reusing them.
 _UNSUCCESSFUL = frozenset({TrainingStatus.failed, TrainingStatus.canceled, TrainingStatus.aborted})
 #: How ``ReplicatePredictor.wait`` polls: a small image is done in seconds, a queue can take minutes.
@@ -160,6 +161,21 @@ class _ReplicateClient:
             timeout=httpx.Timeout(config.timeout_s),
             transport=transport,
         )
+
+    def _cancel(self, path: str, model: type[_Run], current: Callable[[], _Run], **ids: str) -> _Run:
+        """POST a cancel and return the run's state (terminal once Replicate confirms). Cancelling
+        is idempotent on Replicate's side, so unlike a create it may be retried; a refusal (it
+        perhaps ended in between) answers with its state as it is now."""
+        try:
+            answer = _parse(self._call("POST", path), model)
+        except ProviderNotFound:
+            raise
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            log.warning("replicate_cancel_refused", error=str(exc), **ids)
+            return current()
+        return answer if answer.terminal else current()
 
     def close(self) -> None:
         self._http.close()
@@ -277,18 +293,9 @@ class ReplicateTrainer(_ReplicateClient):
         current = self.get(training_id)
         if current.terminal:
             return current
-        try:
-            # Cancelling is idempotent on Replicate's side, so unlike create it may be retried.
-            answer = _parse(self._call("POST", cancel_path(training_id)), Training)
-        except ProviderNotFound:
-            raise
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            # Refused, perhaps because it ended in between: its state says.
-            log.warning("replicate_cancel_refused", training_id=training_id, error=str(exc))
-            return self.get(training_id)
-        return answer if answer.terminal else self.get(training_id)
+        return self._cancel(
+            cancel_path(training_id), Training, lambda: self.get(training_id), training_id=training_id
+        )
 
     def trainings(self, *, since: float | None = None) -> Iterator[Training]:
         """Every training of this account, most recent first (so paging stops at the first
@@ -384,17 +391,10 @@ class ReplicatePredictor(_ReplicateClient):
         """Ask for the prediction to end; returns its state (terminal once Replicate confirms).
         Cancelling is idempotent, so unlike a training's create it is retried; one that already
         ended is left as it is."""
-        try:
-            answer = _parse(self._call("POST", prediction_cancel_path(prediction_id)), Prediction)
-        except ProviderNotFound:
-            raise
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            # Refused, perhaps because it ended in between: its state says.
-            log.warning("replicate_prediction_cancel_refused", prediction_id=prediction_id, error=str(exc))
-            return self.get(prediction_id)
-        return answer if answer.terminal else self.get(prediction_id)
+        return self._cancel(
+            prediction_cancel_path(prediction_id), Prediction, lambda: self.get(prediction_id),
+            prediction_id=prediction_id,
+        )  # fmt: skip
 
     def output_bytes(self, prediction: Prediction) -> list[bytes]:
         """The files a succeeded prediction's ``output`` names (one URL, or a list of them, as
