@@ -8,6 +8,8 @@
    (same seeds), and asks the demo's judge (the pixel judge: the tiny model's images are too
    crude for a face or an embedding) whether each shows the demo character. The judge must pass
    the demo LoRA and refuse the other two.
+0. **The VAE.** Mean colours of the two characters' drawings, and of the same drawings through a
+   random VAE of the tiny model's architecture and through the fitted one it ships with.
 2. **The face judge on real faces** (scikit-image's bundled photos): the astronaut against
    variants of her photo and against the cameraman; dlib's same-person threshold is 0.6.
 3. **Wall time of generation.** Today's in-worker path (loraflow.ml.validation: per prompt the
@@ -97,6 +99,32 @@ def verdicts(model: Path, work: Path, steps: int, gen_steps: int) -> None:
           f"other LoRA {passed['other']}/3 (2 of 3 pass a LoRA)")  # fmt: skip
 
 
+def vae_colours(model: Path) -> None:
+    print("\n## 0. Why the tiny model's VAE is fitted: mean RGB of each character, and through each VAE")
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL
+
+    from training_scripts.tiny_vae import tiny_vae
+
+    torch.manual_seed(0)
+    vaes = {"random VAE": tiny_vae(64), "fitted VAE": AutoencoderKL.from_pretrained(model, subfolder="vae")}
+    for name, draw in (("demo character", draw_character), ("other character", draw_other)):
+        pixels = np.stack(
+            [
+                np.asarray(Image.open(io.BytesIO(draw(i))).convert("RGB").resize((64, 64)), dtype=np.float32)
+                for i in range(4)
+            ]
+        )
+        x = torch.from_numpy(pixels / 127.5 - 1).permute(0, 3, 1, 2)
+        line = f"{name:<16} image {np.round(pixels.mean(axis=(0, 1, 2)) / 255, 3)}"
+        with torch.no_grad():
+            for vae_name, vae in vaes.items():
+                back = vae.decode(vae.encode(x).latent_dist.mean).sample
+                line += f"  {vae_name} {np.round(((back.mean(dim=(0, 2, 3)) + 1) / 2).numpy(), 3)}"
+        print(line)
+
+
 def faces() -> None:
     print("\n## 2. The face judge on real faces (scikit-image's photos; distance = 1 - score)")
     from skimage import data
@@ -171,6 +199,7 @@ def main() -> None:
     parser.add_argument("--gen-steps", type=int, default=20)
     args = parser.parse_args()
     model = ensure_tiny_sdxl(Path(".loraflow/models"))
+    vae_colours(model)
     with tempfile.TemporaryDirectory() as tmp:
         verdicts(model, Path(tmp), args.steps, args.gen_steps)
         faces()

@@ -1,13 +1,13 @@
 """The tiny model's VAE, fitted once so that it keeps colours, and its committed weights.
 
-A random VAE decodes every latent to the same muddy colours (measured: the demo character and a
-different one both came back with mean RGB 0.64/0.43/0.55), so a LoRA trained on the tiny model
-could not show any character and no judge could tell one character's LoRA from another's. Fitted
-for 400 steps on random flat-colour scenes (a background and a few boxes, what the demo's
-characters are made of), it gives the colours back (the demo character's mean RGB
-0.43/0.44/0.64 returns as 0.42/0.47/0.65), and a LoRA trained on the demo character moves the
-tiny model's images towards it, while one trained on another character moves them away
-(``benchmarks/validation.py``).
+A random VAE decodes every latent to the same muddy colours (``benchmarks/validation.py``,
+section 0: the demo character, mean RGB 0.43/0.44/0.64, and a different one, 0.57/0.69/0.19,
+both come back as about 0.46/0.59/0.47), so a LoRA trained on the tiny model could not show any
+character and no judge could tell one character's LoRA from another's. Fitted for 400 steps on
+random flat-colour scenes (a background and a few boxes, what the demo's characters are made
+of), it gives the colours back (0.40/0.52/0.66 and 0.58/0.50/0.14), and a LoRA trained on the
+demo character moves the tiny model's images towards it, while one trained on another character
+moves them much less (same benchmark, section 1).
 
 Fitting takes about two minutes on two CPU cores, so the result is committed
 (``tiny_vae.safetensors``, fp16, ~330 KB) and ``tiny_model.py`` loads it; this script is how it

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data  # real photos (scikit-image's bundled data)
 
 from loraflow.ml.judges import (
     EmbeddingJudge,
@@ -22,8 +23,6 @@ from loraflow.ml.judges import (
     pick_judge,
     shows_character,
 )
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +128,8 @@ _PROCESSOR = {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width"
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    transformers = pytest.importorskip("transformers")
+    import transformers  # imported here: the face tests need none of it
+
     root = tmp_path_factory.mktemp("judge-models")
     tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
     vision = transformers.CLIPVisionConfig(**tower, image_size=32, patch_size=8, projection_dim=16)
