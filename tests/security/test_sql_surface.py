@@ -64,7 +64,7 @@ async def test_users_cannot_read_the_platforms_spend(pool: AsyncConnectionPool) 
         ("training_params", '{"steps": 999999, "rank": 4096, "resolution": 8192}'),
         ("reference_image_urls", "{lora-training-images/someone-else/x/uploaded/0.png}"),
         ("base_model", "evil"),
-        ("triggered_by_job_id", str(uuid.uuid4())),
+        ("triggered_by_job_id", "080279a7-0f42-4b71-b013-d98a1f60e8c5"),
         ("trigger_word", "x"),
         ("character_description", "x"),
     ],
