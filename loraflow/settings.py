@@ -9,12 +9,15 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraflow.contracts import limits
+
+if TYPE_CHECKING:
+    from loraflow.mail import SmtpConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,6 +192,19 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, description="Signs the webhook (Standard Webhooks: HMAC-SHA256)."
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="The SMTP server that e-mails a LoRA's creator when it completes or fails: "
+        "`smtp://[user:password@]host[:port]` (STARTTLS when offered; `?starttls=true` requires it, "
+        "`?starttls=false` never) or `smtps://...` (implicit TLS); user and password percent-encoded. "
+        "Unset: no e-mail.",
+    )
+    smtp_from: str = Field(default="loraflow <noreply@localhost>", description="The From of those e-mails.")
+    lora_page_url: str | None = Field(
+        default=None,
+        description="The link to a LoRA in those e-mails, with `{lora_id}` "
+        "(default: PUBLIC_URL/api/v1/lora-models/{lora_id}).",
+    )
     lora_cache_files: int = Field(
         default=16, ge=1, description="Downloaded LoRA files kept for the keyframe pre-process path."
     )
@@ -261,6 +277,37 @@ class Settings(BaseSettings):
             raise ValueError(f"DATABASE_URL is not a PostgreSQL connection string: {problem}") from None
         return value
 
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _check_smtp_url(cls, value: Any) -> Any:
+        """An ``smtp://`` or ``smtps://`` URL (``loraflow.mail.parse_smtp_url``), or unset (blank
+        counts as unset)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if not isinstance(raw, str):
+            raise ValueError("LORAFLOW_SMTP_URL must be a string")
+        from loraflow.mail import parse_smtp_url
+
+        parse_smtp_url(raw)  # its errors never repeat the password
+        return raw.strip()
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _check_smtp_from(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        if "@" not in parseaddr(value)[1] or "\n" in value or "\r" in value:
+            raise ValueError("LORAFLOW_SMTP_FROM must be an address: `name <user@domain>` or `user@domain`")
+        return value
+
+    @field_validator("lora_page_url")
+    @classmethod
+    def _check_lora_page_url(cls, value: str | None) -> str | None:
+        if value is not None and "{lora_id}" not in value:
+            raise ValueError("LORAFLOW_LORA_PAGE_URL must contain {lora_id}")
+        return value
+
     @field_validator("runpod_gpu_types", mode="before")
     @classmethod
     def _split_gpu_types(cls, value: Any) -> Any:
@@ -300,6 +347,21 @@ class Settings(BaseSettings):
     @property
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def smtp(self) -> SmtpConfig | None:
+        """The SMTP server of the creators' e-mails; None when LORAFLOW_SMTP_URL is unset."""
+        if self.smtp_url is None:
+            return None
+        from loraflow.mail import parse_smtp_url
+
+        return parse_smtp_url(self.smtp_url.get_secret_value())
+
+    def lora_link(self, lora_id: str) -> str:
+        """Where a creator's e-mail links to for their LoRA."""
+        if self.lora_page_url:
+            return self.lora_page_url.replace("{lora_id}", lora_id)
+        return f"{self.public_base_url}/api/v1/lora-models/{lora_id}"
 
     def file_signing_key(self) -> bytes:
         """Signs local storage's private URLs (derived from the JWT secret: one secret to keep)."""

@@ -1,5 +1,6 @@
-"""Settings: fixed choices refused when misspelt, GPU types a list, DATABASE_URL checked once
-(without repeating its password), limits' defaults from contracts.limits."""
+"""Settings: fixed choices refused when misspelt, GPU types a list, DATABASE_URL and
+LORAFLOW_SMTP_URL checked once (without repeating their passwords), limits' defaults from
+contracts.limits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pydantic
 import pytest
 
 from loraflow.contracts import limits
+from loraflow.mail import SmtpConfig
 from loraflow.settings import Settings, settings_env
 
 
@@ -72,3 +74,53 @@ def test_limits_defaults_come_from_the_contracts() -> None:
     assert settings.training_cost_cap_usd == limits.TRAINING_COST_CAP_USD
     assert settings.max_training_s == limits.MAX_TRAINING_S
     assert settings.agent_idle_s == limits.AGENT_IDLE_S
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://me:hunter2@mail.example", "got a http:// URL"),
+        ("smtp://me:hunter2@:25", "names no host"),
+        ("smtp://me:hunter2@mail.example:x25", "port is not a number"),
+        ("smtp://me:hunter2@mail.example?starttls=maybe", "starttls must be true or false"),
+        ("smtp://me:hunter2@mail.example?tls=1", "unknown option(s) tls"),
+        ("smtps://me:hunter2@mail.example?starttls=true", "smtps:// is TLS already"),
+    ],
+)
+def test_a_malformed_smtp_url_is_refused_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    monkeypatch.setenv("LORAFLOW_SMTP_URL", url)
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Settings()
+    assert "LORAFLOW_SMTP_URL" in str(refused.value) and problem in str(refused.value)
+    assert "hunter" not in str(refused.value)
+
+
+def test_the_smtp_url_forms_and_the_link_in_the_email(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAFLOW_SMTP_URL", "smtps://me%40example.org:p%40ss%3Aword@mail.example")
+    settings = Settings()
+    assert settings.smtp == SmtpConfig("mail.example", None, "me@example.org", "p@ss:word", use_tls=True,
+                                       start_tls=False)  # fmt: skip
+    assert "p@ss" not in repr(settings) and "p@ss" not in repr(settings.smtp)
+    # A child process given settings_env() reads the same server back.
+    monkeypatch.setenv("LORAFLOW_SMTP_URL", settings_env(settings)["LORAFLOW_SMTP_URL"])
+    assert Settings().smtp == settings.smtp
+    assert Settings(smtp_url="smtp://mail.example:2525?starttls=true").smtp == SmtpConfig(
+        "mail.example", 2525, start_tls=True
+    )
+    assert Settings(smtp_url="smtp://mail.example").smtp == SmtpConfig("mail.example")  # STARTTLS if offered
+    assert Settings(smtp_url="smtp://mail.example?starttls=false").smtp == SmtpConfig(
+        "mail.example", start_tls=False
+    )
+    assert Settings(smtp_url="  ").smtp is None
+
+    assert Settings(public_url="https://loras.example/").lora_link("42") == (
+        "https://loras.example/api/v1/lora-models/42"
+    )
+    page = Settings(lora_page_url="https://app.example/loras/{lora_id}?tab=files")
+    assert page.lora_link("42") == "https://app.example/loras/42?tab=files"
+    with pytest.raises(pydantic.ValidationError, match="must contain"):
+        Settings(lora_page_url="https://app.example/loras")
+    with pytest.raises(pydantic.ValidationError, match="must be an address"):
+        Settings(smtp_from="loraflow")
