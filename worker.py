@@ -193,6 +193,7 @@ class Dependencies:
             *self._training(storage, provider, SdxlPipeline(base_model), trainer, predictor),
             *self._replicate(storage, trainer),
             *self._job_side(storage),
+            *self._mail(),
             *self._housekeeping(storage, provider, trainer),
         ]
 
@@ -291,6 +292,17 @@ class Dependencies:
 
         jobs = JobActivities(pool=self.async_pool, storage=storage, settings=self.settings)
         return [jobs.create_job_lora, jobs.fetch_references, jobs.job_lora_status]
+
+    def _mail(self) -> list[Any]:
+        """The creator's e-mail (CreatorEmailWorkflow); registered without LORAFLOW_SMTP_URL too,
+        where it answers "not sent" (trainings start the workflow either way)."""
+        from activities.mail import MailActivities
+
+        settings = self.settings
+        mail = MailActivities(
+            pool=self.async_pool, smtp=settings.smtp, sender=settings.smtp_from, link=settings.lora_link
+        )
+        return [mail.send_outcome_email]
 
     def _housekeeping(
         self, storage: Storage, provider: ComputeProvider, trainer: ReplicateTrainer | None

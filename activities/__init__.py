@@ -12,5 +12,6 @@ classes with their dependencies.
 - ``replicate``: the Replicate fallback (start, poll, download, cancel)
 - ``records``: the LoRA's status as the workflow moves
 - ``jobs``: the video-job side (a job's LoRAs, their references, their status)
+- ``mail``: the creator's e-mail when a LoRA ends (``CreatorEmailWorkflow``'s one activity)
 - ``notify``, ``apply``, ``sweeper``, ``maintenance``: webhook, clip planning, housekeeping
 """

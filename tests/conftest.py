@@ -23,6 +23,7 @@ from loraflow.contracts.search_attributes import SEARCH_ATTRIBUTES
 from loraflow.db import create_pool, migrate
 from loraflow.devstack import embedded
 from loraflow.settings import DEV_JWT_SECRET, Settings
+from tests.helpers.mailbox import Mailbox, smtp_server
 from training_scripts.tiny_model import ensure_tiny_sdxl
 
 JWT_SECRET = DEV_JWT_SECRET
@@ -57,13 +58,27 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(pg_dsn: str, temporal_address: str, data_dir: Path) -> Settings:
+def smtp() -> Iterator[tuple[str, Mailbox]]:
+    """The session's SMTP server (aiosmtpd): the session worker e-mails creators through it."""
+    with smtp_server() as (url, mailbox):
+        yield url, mailbox
+
+
+@pytest.fixture(scope="session")
+def mailbox(smtp: tuple[str, Mailbox]) -> Mailbox:
+    return smtp[1]
+
+
+@pytest.fixture(scope="session")
+def settings(pg_dsn: str, temporal_address: str, data_dir: Path, smtp: tuple[str, Mailbox]) -> Settings:
     return Settings(
         database_url=pg_dsn,
         temporal_address=temporal_address,
         data_dir=data_dir,
         monthly_limit=5,
         api_port=net.free_port(),  # the session's API listens here: storage URLs point at it
+        smtp_url=smtp[0],
+        smtp_from="loraflow tests <noreply@loraflow.test>",
     )
 
 

@@ -21,6 +21,7 @@ read) need none of this; the replay tests say whether a change is one of them.
 
 from __future__ import annotations
 
+from workflows.creator_email import CreatorEmailWorkflow
 from workflows.job_loras import JobLorasWorkflow
 from workflows.lora_training import TrainLoraWorkflow
 from workflows.pod_sweep import SweepOrphanPodsWorkflow
@@ -31,4 +32,5 @@ WORKFLOWS: list[type] = [
     JobLorasWorkflow,
     PurgeValidationImagesWorkflow,
     SweepOrphanPodsWorkflow,
+    CreatorEmailWorkflow,
 ]

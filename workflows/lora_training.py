@@ -5,7 +5,9 @@ prepare dataset → create pod → wait until its agent answers → upload image
 poll (long polls: the end is seen at once) → validate on the pod (one activity per prompt, in
 parallel: the base model's image and every checkpoint's, judged against the references) →
 download the best checkpoint that passed → **cleanup, always** → store → record completed or
-failed. (Before ``validate-on-machine``: download → cleanup → store → validate in the worker.)
+failed → tell the orchestrator (a job's LoRA), start the creator's e-mail (``CreatorEmailWorkflow``,
+an abandoned child: never waited for) and POST the webhook. (Before ``validate-on-machine``:
+download → cleanup → store → validate in the worker.)
 
 Deterministic: no I/O here. Live progress is held in the workflow (query ``progress``), shown
 as the workflow's current details, and mirrored to the database by the poll activity. The
@@ -24,9 +26,17 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.common import RetryPolicy, SearchAttributeUpdate, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    RetryState,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+from workflows.creator_email import CreatorEmailWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.library import InWorkerValidationActivities, LibraryActivities
@@ -44,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         CreatePodInput,
         DownloadArtifactInput,
         MachineProgress,
+        OutcomeEmail,
         PodHandle,
         PollTrainingInput,
         PrepareDatasetInput,
@@ -70,7 +81,7 @@ with workflow.unsafe.imports_passed_through():
         ValidationScore,
         WaitPodReadyInput,
     )
-    from loraflow.contracts.names import FINAL_CHECKPOINT
+    from loraflow.contracts.names import FINAL_CHECKPOINT, creator_email_workflow_id
     from loraflow.contracts.search_attributes import LORA_ID, LORA_PROGRESS, LORA_STATUS, LORA_USER_ID
     from loraflow.contracts.status import TrainingStatus
     from loraflow.domain.checkpoints import choose_checkpoint
@@ -97,6 +108,9 @@ PATCH_RETRAIN_ON_LOST_POD = "retrain-on-lost-pod"
 #: Validation runs on the machine that trained, before cleanup (the pod agent's /generate, or
 #: Replicate predictions), over every checkpoint; the best that passes is what is stored.
 PATCH_VALIDATE_ON_MACHINE = "validate-on-machine"
+#: As it ends, the training starts CreatorEmailWorkflow (an abandoned child) that e-mails the
+#: LoRA's creator the outcome; before it, only the orchestrator's signal and the webhook.
+PATCH_EMAIL_ON_OUTCOME = "email-on-outcome"
 #: How many pods one training may use when they keep getting lost.
 MAX_POD_ATTEMPTS = 3
 #: Each validation activity is tried this often within its ``validation_timeout_s``.
@@ -565,6 +579,8 @@ class TrainLoraWorkflow:
                 )
             except Exception as exc:  # an orchestrator that is gone changes nothing here
                 workflow.logger.warning("could not notify %s: %s", request.notify_workflow_id, exc)
+        if request.user_id and workflow.patched(PATCH_EMAIL_ON_OUTCOME):
+            await self._email_creator(request.lora_id, outcome)
         # The completion webhook: retried with backoff for about a day, then given up (logged);
         # a receiver that is down never holds the training open for longer.
         try:
@@ -583,6 +599,21 @@ class TrainLoraWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("completion webhook not delivered: %s", _reason(exc))
         return outcome
+
+    async def _email_creator(self, lora_id: str, outcome: TrainingOutcome) -> None:
+        """Start the e-mail to the creator and go on: the child is abandoned (it outlives this
+        workflow), so a mail server that is down holds it, not the training. Once per outcome:
+        its id is never reused, so a replayed or reset training finds it started and sends none."""
+        try:
+            await workflow.start_child_workflow(
+                CreatorEmailWorkflow.run,
+                OutcomeEmail(lora_id, outcome.status, outcome.error),
+                id=creator_email_workflow_id(lora_id, outcome.status),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("the creator's e-mail for LoRA %s was started before; not again", lora_id)
 
     async def _status(self, lora_id: str, status: TrainingStatus, phase: str) -> None:
         await workflow.execute_activity_method(

@@ -32,6 +32,9 @@ class ErrorType(enum.StrEnum):
     CAP_REACHED = "CapReached"
     #: The webhook receiver refused the completion webhook (a 4xx other than 408/429).
     WEBHOOK_REJECTED = "WebhookRejected"
+    #: The SMTP server refused the creator's e-mail for good (a 5xx reply: no such mailbox,
+    #: relaying denied, authentication failed); 4xx replies and connection errors are retried.
+    EMAIL_REJECTED = "EmailRejected"
     #: A video model the clip planner does not know.
     UNKNOWN_VIDEO_MODEL = "UnknownVideoModel"
     #: Training parameters out of bounds.

@@ -390,3 +390,21 @@ class WebhookDelivery:
     """send_webhook's result."""
 
     delivered: bool  # False when no webhook is configured
+
+
+@dataclass
+class OutcomeEmail:
+    """CreatorEmailWorkflow's input, and send_outcome_email's: the LoRA that ended, and how."""
+
+    lora_id: str
+    status: TrainingStatus  # completed | failed
+    error: str | None = None  # the reason a failed LoRA failed
+
+
+@dataclass
+class EmailDelivery:
+    """send_outcome_email's result."""
+
+    sent: bool
+    #: Why it was not sent (no SMTP server configured, no address for the creator); None when sent.
+    reason: str | None = None

@@ -13,6 +13,7 @@ from training_scripts import agent_protocol as wire
 
 __all__ = [
     "CONTROL",
+    "EMAIL_WORKFLOW_PREFIX",
     "FINAL_CHECKPOINT",
     "JOB_WORKFLOW_PREFIX",
     "POD_NAME_PREFIX",
@@ -21,6 +22,7 @@ __all__ = [
     "REPLICATE_HANDLE_PREFIX",
     "TRAIN_WORKFLOW_PREFIX",
     "Bucket",
+    "creator_email_workflow_id",
     "generated_image_key",
     "job_workflow_id",
     "keyframe_key",
@@ -45,6 +47,8 @@ __all__ = [
 TRAIN_WORKFLOW_PREFIX = "lora-train-"
 #: ``JobLorasWorkflow``'s id is ``lora-job-{job_id}``: one per video job.
 JOB_WORKFLOW_PREFIX = "lora-job-"
+#: ``CreatorEmailWorkflow``'s id is ``lora-email-{lora_id}-{status}``: one e-mail per outcome, ever.
+EMAIL_WORKFLOW_PREFIX = "lora-email-"
 #: A training pod is named ``lf-{workflow id}``: found again by name after a crash, and how the
 #: orphan sweeper tells loraflow's pods from others on the same account.
 POD_NAME_PREFIX = "lf-"
@@ -81,6 +85,11 @@ def lora_id_of_workflow(workflow_id: str) -> str | None:
 
 def job_workflow_id(job_id: str) -> str:
     return f"{JOB_WORKFLOW_PREFIX}{job_id}"
+
+
+def creator_email_workflow_id(lora_id: str, status: str) -> str:
+    """The workflow that e-mails a LoRA's creator its outcome (``status``: completed | failed)."""
+    return f"{EMAIL_WORKFLOW_PREFIX}{lora_id}-{status}"
 
 
 #: A retry's pod (the first was lost) is named ``{pod_name}{POD_RETRY_MARK}{attempt}``.

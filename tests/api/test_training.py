@@ -27,6 +27,7 @@ from loraflow.storage.local import LocalStorage
 from tests.conftest import User
 from tests.helpers.histories import record_history
 from tests.helpers.loras import character_png
+from tests.helpers.mailbox import Mailbox
 
 
 async def _assert_sources_agree(
@@ -185,6 +186,7 @@ async def test_from_upload_to_a_completed_lora(
     make_user: Callable[[], User],
     worker: Settings,
     temporal_env: WorkflowEnvironment,
+    mailbox: Mailbox,
 ) -> None:
     user = make_user()
     r = await http.post(
@@ -262,4 +264,13 @@ async def test_from_upload_to_a_completed_lora(
     assert statuses == ["pending", "training", "validating", "completed"]
     assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 100
     assert all(step % 10 == 0 for step in steps)
+
+    # The creator was e-mailed (the session worker's SMTP server, tests/conftest.py): to their
+    # address, with the LoRA's link, which the API answers.
+    (mail,) = await mailbox.wait_for(user.email)
+    assert mail.rcpt_tos == [user.email] and mail.message["From"] == worker.smtp_from
+    assert mail.message["Subject"] == 'Your LoRA "Red shirt" is ready'
+    link = f"{worker.public_base_url}/api/v1/lora-models/{lora_id}"
+    assert link in mail.body and (await http.get(link, headers=user.headers)).json()["id"] == lora_id
+    assert mail.message["Message-ID"].strip() == f"<lora-{lora_id}-completed@loraflow.test>"
     await record_history(handle, "train_completed")

@@ -25,9 +25,11 @@ from loraflow.contracts.lora_training import (
     CleanupPodInput,
     CreatePodInput,
     DownloadArtifactInput,
+    EmailDelivery,
     JudgedImage,
     MachineProgress,
     MachineReleased,
+    OutcomeEmail,
     PodHandle,
     PollTrainingInput,
     PrepareDatasetInput,
@@ -125,6 +127,7 @@ class ScriptedActivities:
             self.validate_on_replicate,
             self.record_outcome,
             self.send_webhook,
+            self.send_outcome_email,
         ]
 
     def _pod(self, request: CreatePodInput) -> PodHandle:
@@ -295,3 +298,8 @@ class ScriptedActivities:
     async def send_webhook(self, finished: LoraFinished) -> WebhookDelivery:
         self.calls.append(("send_webhook", finished))
         return WebhookDelivery(delivered=False)
+
+    @activity.defn(name="send_outcome_email")
+    async def send_outcome_email(self, email: OutcomeEmail) -> EmailDelivery:
+        self.calls.append(("send_outcome_email", email))
+        return EmailDelivery(sent=True)

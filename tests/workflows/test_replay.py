@@ -14,6 +14,7 @@ from tests.helpers.histories import RecordedHistory, load_histories
 from workflows import WORKFLOWS
 from workflows.lora_training import (
     PATCH_CREATE_POD_FINISHES_ON_CANCEL,
+    PATCH_EMAIL_ON_OUTCOME,
     PATCH_RETRAIN_ON_LOST_POD,
     PATCH_VALIDATE_ON_MACHINE,
 )
@@ -30,6 +31,9 @@ REQUIRED = {
     "train_completed_before_validate_on_machine",
     "train_validation_failed_before_validate_on_machine",
     "train_replicate_fallback_before_validate_on_machine",
+    # Recorded before email-on-outcome (a copy of that day's train_completed, frozen): the end
+    # without the creator's e-mail.
+    "train_completed_before_email_on_outcome",
     "train_completed",
     "train_pending_timeout",
     "train_replicate_fallback",
@@ -42,6 +46,8 @@ REQUIRED = {
     "train_cancelled_while_creating_pod",
     "train_pod_lost_retrained",
     "train_kept_middle_checkpoint",
+    # The creator's e-mail (CreatorEmailWorkflow): a 4xx refusal, retried, then delivered.
+    "creator_email_retried",
 }
 
 
@@ -79,6 +85,10 @@ async def test_history_replays_against_todays_code(name: str) -> None:
           "train_replicate_fallback_before_validate_on_machine"],
          ["train_completed", "train_validation_failed", "train_replicate_fallback",
           "train_kept_middle_checkpoint"]),
+        (PATCH_EMAIL_ON_OUTCOME,
+         ["train_completed_before_email_on_outcome", "train_validation_failed", "train_replicate_fallback",
+          "train_cancelled"],
+         ["train_completed"]),
     ],
 )  # fmt: skip
 def test_each_patch_is_proved_by_histories_from_before_it_and_after(

@@ -16,15 +16,18 @@ from temporalio.worker import Worker
 
 from loraflow.contracts.lora_training import (
     CleanupPodInput,
+    EmailDelivery,
+    OutcomeEmail,
     PodHandle,
     TrainingOutcome,
     TrainingProgress,
     TrainLoraInput,
 )
-from loraflow.contracts.names import FINAL_CHECKPOINT, pod_name, train_workflow_id
+from loraflow.contracts.names import FINAL_CHECKPOINT, creator_email_workflow_id, pod_name, train_workflow_id
 from loraflow.contracts.status import TrainingStatus
 from tests.helpers.histories import record_history
 from tests.helpers.scripted_activities import CHECKPOINTS, ScriptedActivities, TrainingScript
+from workflows.creator_email import CreatorEmailWorkflow
 from workflows.lora_training import MAX_POD_ATTEMPTS, TrainLoraWorkflow
 
 IMAGES = ["u/l/0.png", "u/l/1.png", "u/l/2.png"]
@@ -34,7 +37,10 @@ IMAGES = ["u/l/0.png", "u/l/1.png", "u/l/2.png"]
 async def _scripted_worker(client: Client, scripted: ScriptedActivities) -> AsyncIterator[str]:
     task_queue = f"scripted-{uuid.uuid4().hex[:8]}"
     async with Worker(
-        client, task_queue=task_queue, workflows=[TrainLoraWorkflow], activities=scripted.activities()
+        client,
+        task_queue=task_queue,
+        workflows=[TrainLoraWorkflow, CreatorEmailWorkflow],
+        activities=scripted.activities(),
     ):
         yield task_queue
 
@@ -49,8 +55,17 @@ async def _start(
     for name, value in overrides.items():
         setattr(request, name, value)
     return await client.start_workflow(
-        TrainLoraWorkflow.run, request, id=train_workflow_id(lora_id), task_queue=task_queue
+        TrainLoraWorkflow.run, request, id=train_workflow_id(request.lora_id), task_queue=task_queue
     )
+
+
+async def _commands(handle: WorkflowHandle[TrainLoraWorkflow, TrainingOutcome]) -> list[str]:
+    """What the workflow did, in order, as its history's event kinds (e.g.
+    ``start_child_workflow_execution_initiated``, ``activity_task_scheduled``)."""
+    return [
+        str(event.WhichOneof("attributes")).removesuffix("_event_attributes")
+        for event in (await handle.fetch_history()).events
+    ]
 
 
 async def test_a_training_ends_its_pod_before_storing_and_completes(
@@ -60,6 +75,11 @@ async def test_a_training_ends_its_pod_before_storing_and_completes(
     async with _scripted_worker(temporal_env.client, scripted) as queue:
         handle = await _start(temporal_env.client, queue)
         outcome = await handle.result()
+        lora_id = outcome.lora_id
+        email = temporal_env.client.get_workflow_handle_for(
+            CreatorEmailWorkflow.run, creator_email_workflow_id(lora_id, TrainingStatus.COMPLETED)
+        )
+        delivery = await email.result()
     assert outcome.status == TrainingStatus.COMPLETED and outcome.error is None
     names = scripted.names()
     assert names.index("cleanup_pod") < names.index("store_lora")  # the pod bills while it exists
@@ -70,6 +90,13 @@ async def test_a_training_ends_its_pod_before_storing_and_completes(
     assert names.count("cleanup_pod") == 1
     assert outcome.pod_seconds == 120.0 and outcome.cost_usd == round(120 / 3600 * 0.69, 4)
     assert scripted.inputs("record_outcome")[0].outcome.status == TrainingStatus.COMPLETED
+    # The creator's e-mail: its own workflow, started before the webhook and never waited for.
+    assert delivery == EmailDelivery(sent=True)
+    assert scripted.inputs("send_outcome_email") == [OutcomeEmail(lora_id, TrainingStatus.COMPLETED)]
+    commands = await _commands(handle)
+    assert commands.count("start_child_workflow_execution_initiated") == 1
+    webhook = max(i for i, kind in enumerate(commands) if kind == "activity_task_scheduled")  # the last
+    assert commands.index("start_child_workflow_execution_initiated") < webhook
 
 
 @pytest.mark.records_history
@@ -175,6 +202,32 @@ async def test_a_failed_training_says_why_and_cleans_up(temporal_env: WorkflowEn
     assert scripted.names().count("cleanup_pod") == 1 and "store_lora" not in scripted.names()
 
 
+async def test_the_creator_is_emailed_once_per_outcome_and_only_where_there_is_a_user(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    client = temporal_env.client
+    scripted = ScriptedActivities(TrainingScript(training_fails="CUDA out of memory"))
+    lora_id = str(uuid.uuid4())
+    async with _scripted_worker(client, scripted) as queue:
+        # This outcome's e-mail went out before (a training reset to before its end, say).
+        earlier = OutcomeEmail(lora_id, TrainingStatus.FAILED, "training failed: CUDA out of memory")
+        await client.execute_workflow(
+            CreatorEmailWorkflow.run,
+            earlier,
+            id=creator_email_workflow_id(lora_id, TrainingStatus.FAILED),
+            task_queue=queue,
+        )
+        again = await _start(client, queue, lora_id=lora_id)
+        no_user = await _start(client, queue, user_id=None)
+        assert (await again.result()).status == TrainingStatus.FAILED
+        assert (await no_user.result()).status == TrainingStatus.FAILED
+    # The training found it started, sent none again and ended as usual; no user, no e-mail.
+    assert scripted.inputs("send_outcome_email") == [earlier]
+    assert "start_child_workflow_execution_failed" in await _commands(again)
+    assert "start_child_workflow_execution_initiated" not in await _commands(no_user)
+    assert scripted.names().count("send_webhook") == 2
+
+
 async def test_cancel_while_training_cleans_up_the_pod(temporal_env: WorkflowEnvironment) -> None:
     scripted = ScriptedActivities(TrainingScript(polls_forever=True))
     async with _scripted_worker(temporal_env.client, scripted) as queue:
@@ -183,10 +236,16 @@ async def test_cancel_while_training_cleans_up_the_pod(temporal_env: WorkflowEnv
         await handle.cancel()
         outcome = await handle.result()
         progress = await handle.query(TrainLoraWorkflow.progress)
+        # A cancelled workflow still starts the creator's e-mail, as it still sends the webhook.
+        email = temporal_env.client.get_workflow_handle_for(
+            CreatorEmailWorkflow.run, creator_email_workflow_id(outcome.lora_id, TrainingStatus.FAILED)
+        )
+        assert await email.result() == EmailDelivery(sent=True)
     assert (outcome.status, outcome.error) == (TrainingStatus.FAILED, "cancelled")
     created: PodHandle = scripted.inputs("wait_pod_ready")[0].pod
     assert [c.pod.pod_id for c in scripted.inputs("cleanup_pod")] == [created.pod_id]
     assert isinstance(progress, TrainingProgress) and progress.phase == "failed"
+    assert [e.error for e in scripted.inputs("send_outcome_email")] == ["cancelled"]
 
 
 @pytest.mark.records_history
