@@ -36,6 +36,9 @@ async def _assert_sources_agree(
     """The finished workflow's own record (its query still answers) and the database's, which
     /status serves once the workflow has ended, say the same thing."""
     handle = temporal_env.client.get_workflow_handle(train_workflow_id(lora_id))
+    # The database records the outcome a moment before the workflow takes it in (seen to be
+    # seconds on a loaded machine): compare once the workflow has ended.
+    await handle.result()
     workflow_view = await handle.query("progress", result_type=TrainingProgress)
     assert from_database["source"] == "database"
     assert (workflow_view.status, workflow_view.progress, workflow_view.error) == (
