@@ -314,7 +314,7 @@ class Dependencies:
         sweeper = SweeperActivities(
             providers=[provider], client=self.client, replicate=trainer, pool=self.pool
         )
-        return [maintenance.purge_validation_images, sweeper.sweep_orphan_pods]
+        return [maintenance.purge_validation_images, maintenance.refresh_trending, sweeper.sweep_orphan_pods]
 
     async def close(self) -> None:
         for close in reversed(self._closers):

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING
 
 from temporalio import activity
 
-from loraflow.contracts.maintenance import PurgedValidationImages, PurgeValidationImagesInput
+from loraflow.contracts.maintenance import (
+    PurgedValidationImages,
+    PurgeValidationImagesInput,
+    RefreshedTrending,
+    RefreshTrendingInput,
+)
 from loraflow.contracts.names import validation_prefix
 from loraflow.logging import get_logger
 from loraflow.storage import Storage
@@ -51,3 +56,13 @@ class MaintenanceActivities:
                 )
                 log.info("validation_images_purged", lora_id=str(lora_id), files=len(keys))
         return PurgedValidationImages(loras=len(rows))
+
+    @activity.defn(name="refresh_trending")
+    def refresh_trending(self, request: RefreshTrendingInput) -> RefreshedTrending:
+        """Take uses older than 30 days off ``uses_30d`` (a use adds itself at once; sql/0012).
+        One statement: a retry recounts from scratch."""
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT lora_trending_refresh()").fetchone()
+        changed = int(row[0]) if row else 0
+        log.info("trending_refreshed", loras=changed)
+        return RefreshedTrending(loras=changed)

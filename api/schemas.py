@@ -137,10 +137,12 @@ class LoraSummary(BaseModel):
     created_at: datetime
     created_by: Creator
     usage_count: int = Field(description="Clips generated with this LoRA.")
+    uses_30d: int = Field(description="Clips generated with it in the last 30 days (`sort=trending`).")
     base_model: str = Field(description="Model family it was trained for, e.g. `sdxl`.")
     trigger_word: str | None = Field(description="Token that invokes the character in prompts.")
     validation_passed: bool = Field(description="Whether quality validation passed.")
     rating: RatingPublic = Field(description="Users' ratings (`sort=top_rated` ranks by their damped mean).")
+    my_rating: int | None = Field(default=None, description="Your own rating of it, if any.")
 
 
 class Pagination(BaseModel):
@@ -218,7 +220,6 @@ class LoraDetail(LoraSummary):
     validation: ValidationResult | None = Field(
         default=None, description="Validation's judge, scores and chosen checkpoint, once validated."
     )
-    my_rating: int | None = Field(default=None, description="Your own rating of it, if any.")
     hidden_reason: str | None = Field(
         default=None, description="Why it is hidden from the library (shown to its creator only)."
     )

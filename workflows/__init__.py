@@ -25,6 +25,7 @@ from workflows.creator_email import CreatorEmailWorkflow
 from workflows.job_loras import JobLorasWorkflow
 from workflows.lora_training import TrainLoraWorkflow
 from workflows.pod_sweep import SweepOrphanPodsWorkflow
+from workflows.trending import RefreshTrendingWorkflow
 from workflows.validation_purge import PurgeValidationImagesWorkflow
 
 WORKFLOWS: list[type] = [
@@ -33,4 +34,5 @@ WORKFLOWS: list[type] = [
     PurgeValidationImagesWorkflow,
     SweepOrphanPodsWorkflow,
     CreatorEmailWorkflow,
+    RefreshTrendingWorkflow,
 ]

@@ -1,6 +1,7 @@
 """Inputs and results of the scheduled housekeeping workflows and their activities (the orphan
-sweeper, the validation-image purge). A Temporal Schedule stores its workflow's input: a field
-added later must have a default, so that schedules created by an older worker still decode.
+sweeper, the validation-image purge, the trending recount). A Temporal Schedule stores its
+workflow's input: a field added later must have a default, so that schedules created by an older
+worker still decode.
 Standard library only: the workflow sandbox imports this module."""
 
 from __future__ import annotations
@@ -30,3 +31,13 @@ class PurgeValidationImagesInput:
 @dataclass
 class PurgedValidationImages:
     loras: int  # LoRAs whose validation images were deleted
+
+
+@dataclass
+class RefreshTrendingInput:
+    """RefreshTrendingWorkflow's and refresh_trending's input (nothing to choose yet)."""
+
+
+@dataclass
+class RefreshedTrending:
+    loras: int  # LoRAs whose uses in the last 30 days changed

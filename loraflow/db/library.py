@@ -27,6 +27,7 @@ class Sort(enum.StrEnum):
     popular = "popular"
     name = "name"
     top_rated = "top_rated"
+    trending = "trending"
 
 
 _ORDER_BY = {
@@ -34,13 +35,28 @@ _ORDER_BY = {
     Sort.popular: "usage_count DESC, created_at DESC, id DESC",
     # The damped mean (sql/0009): one 5-star vote does not top the library.
     Sort.top_rated: "rating_score DESC, created_at DESC, id DESC",
+    # Uses in the last 30 days (sql/0012), kept on the row so an index serves the order.
+    Sort.trending: "uses_30d DESC, created_at DESC, id DESC",
     Sort.name: "name ASC, id ASC",
 }
 
 _LIST_COLUMNS = (
-    "id, name, description, training_status, created_at, usage_count, user_id, "
-    "created_by_email, base_model, trigger_word, validation_passed, rating_sum, rating_count"
+    "id, name, description, training_status, created_at, usage_count, uses_30d, user_id, "
+    "created_by_email, base_model, trigger_word, validation_passed, rating_sum, rating_count, rating_score"
 )
+
+#: One list item as the API's ``LoraSummary`` shows it, built by PostgreSQL from a page row ``p``
+#: (the mean rounded as ``ratings.RatingSummary``); the caller's own rating is the one parameter.
+_ITEM_JSON = """json_build_object(
+  'id', p.id, 'name', p.name, 'description', p.description,
+  'training_status', p.training_status, 'created_at', p.created_at,
+  'created_by', json_build_object('id', p.user_id, 'email', p.created_by_email),
+  'usage_count', p.usage_count, 'uses_30d', p.uses_30d, 'base_model', p.base_model,
+  'trigger_word', p.trigger_word, 'validation_passed', p.validation_passed,
+  'rating', json_build_object(
+    'mean', CASE WHEN p.rating_count > 0 THEN round(p.rating_sum::numeric / p.rating_count, 3)::float8 END,
+    'count', p.rating_count),
+  'my_rating', (SELECT r.stars FROM lora_ratings r WHERE r.lora_model_id = p.id AND r.user_id = %s))"""
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,7 @@ def page_query(
     narrow: LibraryFilter | None = None,
 ) -> tuple[sql.Composed, list[Any], sql.Composed, list[Any]]:
     """The page's SQL and parameters (``LIMIT``/``OFFSET`` last, to be appended) and the total's:
-    ``list_loras`` runs them, ``benchmarks/api_list.py`` explains them."""
+    ``list_page_json`` runs them, ``benchmarks/api_list.py`` explains them."""
     # Hidden LoRAs (reported, pending review) are not in the public list; their creators see
     # them with `creator=me`. (lora_library bypasses RLS, so the rule is spelled out here.)
     own = narrow is not None and narrow.creator is not None and narrow.creator == narrow.viewer
@@ -164,7 +180,7 @@ def page_query(
     return page, params, count, count_params
 
 
-async def list_loras(
+async def list_page_json(
     conn: psycopg.AsyncConnection[Any],
     *,
     status: TrainingStatus | None,
@@ -173,12 +189,37 @@ async def list_loras(
     limit: int,
     offset: int,
     narrow: LibraryFilter | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of the public library and the total number of matches."""
+    viewer: uuid.UUID | None = None,
+) -> str:
+    """One page of the public library, as the API's ``LoraList`` JSON: built by PostgreSQL in the
+    query that finds the page (as PostgREST does), so no row passes through Python objects."""
+    query, params = page_json_query(
+        status=status, search=search, sort=sort, limit=limit, offset=offset, narrow=narrow, viewer=viewer
+    )
+    row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return str(row["body"])
+
+
+def page_json_query(
+    *,
+    status: TrainingStatus | None,
+    search: str | None,
+    sort: Sort,
+    limit: int,
+    offset: int,
+    narrow: LibraryFilter | None = None,
+    viewer: uuid.UUID | None = None,
+) -> tuple[sql.Composed, list[Any]]:
+    """``list_page_json``'s SQL and parameters (``benchmarks/api_list.py`` runs it directly)."""
     page, params, count, count_params = page_query(status=status, search=search, sort=sort, narrow=narrow)
-    rows = await (await conn.execute(page, [*params, limit, offset])).fetchall()
-    total_row = await (await conn.execute(count, count_params)).fetchone()
-    return rows, int(total_row["total"]) if total_row else 0
+    query = sql.SQL(
+        "SELECT json_build_object("
+        "'items', coalesce((SELECT json_agg({item} ORDER BY {order}) FROM ({page}) p), '[]'::json), "
+        "'pagination', json_build_object('total', ({count}), 'limit', %s::int, 'offset', %s::int)"
+        ")::text AS body"
+    ).format(item=sql.SQL(_ITEM_JSON), order=sql.SQL(_ORDER_BY[sort]), page=page, count=count)
+    return query, [viewer, *params, limit, offset, *count_params, limit, offset]
 
 
 async def get_lora(

@@ -185,7 +185,9 @@ class ClipPlanner:
             ).rowcount
             if took:
                 conn.execute(
-                    "UPDATE lora_models SET usage_count = usage_count + 1 WHERE id = %s", [lora.lora_id]
+                    "UPDATE lora_models SET usage_count = usage_count + 1, uses_30d = uses_30d + 1"
+                    " WHERE id = %s",
+                    [lora.lora_id],
                 )
                 if mode == "preprocess":
                     conn.execute(

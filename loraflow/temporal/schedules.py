@@ -23,7 +23,11 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from loraflow.contracts.maintenance import PurgeValidationImagesInput, SweepOrphanPodsInput
+from loraflow.contracts.maintenance import (
+    PurgeValidationImagesInput,
+    RefreshTrendingInput,
+    SweepOrphanPodsInput,
+)
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
 
@@ -31,6 +35,7 @@ log = get_logger(__name__)
 
 PURGE_VALIDATION_IMAGES = "loraflow-purge-validation-images"
 SWEEP_ORPHAN_PODS = "loraflow-sweep-orphan-pods"
+REFRESH_TRENDING = "loraflow-refresh-trending"
 
 
 def _every(
@@ -65,6 +70,16 @@ def sweep_pods_schedule(settings: Settings) -> Schedule:
     )
 
 
+def refresh_trending_schedule(settings: Settings) -> Schedule:
+    return _every(
+        timedelta(hours=1),
+        "RefreshTrendingWorkflow",
+        RefreshTrendingInput(),
+        schedule_id(REFRESH_TRENDING, settings),
+        settings,
+    )
+
+
 def schedule_id(base: str, settings: Settings) -> str:
     """One schedule per task queue: worker pools on other queues (another provider, a test)
     keep their own instead of repointing the main one at themselves."""
@@ -77,6 +92,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
     wanted = {
         schedule_id(PURGE_VALIDATION_IMAGES, settings): purge_validation_schedule(settings),
         schedule_id(SWEEP_ORPHAN_PODS, settings): sweep_pods_schedule(settings),
+        schedule_id(REFRESH_TRENDING, settings): refresh_trending_schedule(settings),
     }
     for name, schedule in wanted.items():
         try:

@@ -15,7 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from loraflow.contracts.maintenance import PurgeValidationImagesInput
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
-from loraflow.temporal.schedules import PURGE_VALIDATION_IMAGES, SWEEP_ORPHAN_PODS, ensure_schedules
+from loraflow.temporal.schedules import (
+    PURGE_VALIDATION_IMAGES,
+    REFRESH_TRENDING,
+    SWEEP_ORPHAN_PODS,
+    ensure_schedules,
+)
 from tests.helpers.loras import new_lora
 
 
@@ -111,3 +116,8 @@ async def test_the_worker_keeps_a_daily_schedule_for_it(
     assert isinstance(sweeper.schedule.action, ScheduleActionStartWorkflow)
     assert sweeper.schedule.action.workflow == "SweepOrphanPodsWorkflow"
     assert [i.every for i in sweeper.schedule.spec.intervals] == [timedelta(minutes=10)]
+
+    trending = await temporal_env.client.get_schedule_handle(REFRESH_TRENDING).describe()
+    assert isinstance(trending.schedule.action, ScheduleActionStartWorkflow)
+    assert trending.schedule.action.workflow == "RefreshTrendingWorkflow"
+    assert [i.every for i in trending.schedule.spec.intervals] == [timedelta(hours=1)]
