@@ -3,9 +3,9 @@
 Run with `loraflow worker` (or `python worker.py`); configuration comes from the environment.
 
 This module is the composition root: the one place that builds the worker's dependencies (the
-database pools, storage, the compute provider, the Replicate clients, the judges, the SDXL
-pipeline of the keyframe path) and hands them to the activity classes. Nothing in ``loraflow/``
-imports it, ``activities/`` or ``workflows/``.
+database pools, storage, the compute provider, the Replicate clients, the judges, the automatic
+screen, the SDXL pipeline of the keyframe path) and hands them to the activity classes. Nothing
+in ``loraflow/`` imports it, ``activities/`` or ``workflows/``.
 
 Two roles, each on its own task queue:
 
@@ -239,11 +239,14 @@ class Dependencies:
         from activities.pods import PodActivities
         from activities.records import RecordActivities
         from activities.validation import ValidationActivities
+        from loraflow.ml.screening import ImageScreen
         from loraflow.ml.validation import Validator
 
         settings, pool = self.settings, self.pool
+        # One screen for the dataset and the validation images (its detector loads on first use).
+        screen = ImageScreen.from_settings(settings)
         records = RecordActivities(pool=pool)
-        library = LibraryActivities(pool=pool, storage=storage, settings=settings)
+        library = LibraryActivities(pool=pool, storage=storage, settings=settings, screen=screen)
         pods = PodActivities(pool=pool, storage=storage, provider=provider)
         validation = ValidationActivities(
             storage=storage,
@@ -251,8 +254,11 @@ class Dependencies:
             judges=build_judges(settings),
             replicate=predictor,
             trainer=trainer,
+            screen=screen,
         )
-        in_worker = InWorkerValidationActivities(validator=Validator(pipeline), storage=storage)
+        in_worker = InWorkerValidationActivities(
+            validator=Validator(pipeline), storage=storage, screen=screen
+        )
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         notify = NotifyActivities(url=settings.webhook_url, secret=secret)
         return [

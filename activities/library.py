@@ -1,8 +1,9 @@
 """The library activities: prepare-dataset (before any pod), store, validate, record (after).
 
-They check what enters the library and keep its record: the dataset's images are checked again
-(the bytes in storage are what trains), a LoRA file is checked before it is stored (never
-overwritten), each validation image is scored, and the outcome, validation and cost are recorded.
+They check what enters the library and keep its record: the dataset's images are checked and
+screened again (the bytes in storage are what trains), a LoRA file is checked before it is
+stored (never overwritten), each validation image is scored, and the outcome, validation and
+cost are recorded (with a LoRA whose validation images screening flagged hidden for review).
 Idempotent and synchronous, like the pod activities. PIL and torch are imported inside the
 methods that use them: a workflow imports this module for the activities' signatures.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from loraflow.contracts.lora_training import (
     PrepareDatasetInput,
     PreparedDataset,
     RecordOutcomeInput,
+    Screening,
     StagedArtifact,
     StoredLora,
     StoreLoraInput,
@@ -45,6 +47,7 @@ from loraflow.storage import Storage
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
+    from loraflow.ml.screening import ImageScreen
     from loraflow.ml.validation import Validator
     from loraflow.settings import Settings
 
@@ -54,15 +57,25 @@ _MAX_HEADER = 100 * 1024 * 1024
 
 
 class LibraryActivities:
-    def __init__(self, *, pool: ConnectionPool, storage: Storage, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool,
+        storage: Storage,
+        settings: Settings,
+        screen: ImageScreen | None = None,
+    ) -> None:
         self._pool = pool
         self._storage = storage
         self._settings = settings
+        self._screen = screen  # automatic screening of the dataset; None: off
 
     @activity.defn(name="prepare_dataset")
     def prepare_dataset(self, request: PrepareDatasetInput) -> PreparedDataset:
-        """Check every image again (the bytes in storage are what trains) and stage normalised
-        PNGs under the staging bucket (``names.staged_image_key``). Bad data is not retryable."""
+        """Check every image again (the bytes in storage are what trains), screen it (a video
+        job's references never passed the API's screening) and stage normalised PNGs under the
+        staging bucket (``names.staged_image_key``). Bad data is not retryable; a flagged image
+        fails the training here, before any machine is rented."""
         from loraflow.domain.images import inspect_image, normalise_image  # PIL
 
         self._check_dataset(request)
@@ -76,11 +89,28 @@ class LibraryActivities:
                 inspect_image(key.rsplit("/", 1)[-1], data, min_side=self._settings.min_image_side)
             except ImageRejected as exc:
                 raise ApplicationError(str(exc), type=ErrorType.BAD_IMAGE, non_retryable=True) from exc
+            normalised = normalise_image(data)
+            self._refuse_if_flagged(request.lora_id, index, normalised)
             target = staged_image_key(request.lora_id, index)
-            self._storage.put(target, [normalise_image(data)])
+            self._storage.put(target, [normalised])
             staged.append(target)
             activity.heartbeat(index)
         return PreparedDataset(keys=staged)
+
+    def _refuse_if_flagged(self, lora_id: str, index: int, image: bytes) -> None:
+        if self._screen is None:
+            return
+        screening = self._screen.screen(image)
+        if screening.flagged:
+            log.warning(
+                "training_image_flagged", lora_id=lora_id, image=index + 1, findings=screening.describe()
+            )
+            raise ApplicationError(
+                f"image {index + 1} was refused by automatic screening (explicit content: "
+                f"{screening.describe()}); nothing was trained. Use images without nudity.",
+                type=ErrorType.BAD_IMAGE,
+                non_retryable=True,
+            )
 
     def _check_dataset(self, request: PrepareDatasetInput) -> None:
         """Train only on the LoRA's own images, with parameters within bounds: what reaches here
@@ -146,16 +176,22 @@ class LibraryActivities:
         report = Jsonb(asdict(outcome.validation)) if outcome.validation else None
         passed = outcome.status == TrainingStatus.COMPLETED
         cost = Decimal(str(round(outcome.cost_usd, 4)))
+        hidden = screening_reason(outcome)  # None: nothing flagged; the LoRA stays as it is
         with self._pool.connection() as conn:
             with conn.transaction():
                 conn.execute(
                     """UPDATE lora_models
                           SET training_status = %s, error_message = %s, validation_passed = %s,
                               validation_image_urls = coalesce(%s, validation_image_urls), training_cost = %s,
-                              validation_report = coalesce(%s, validation_report), completed_at = now()
+                              validation_report = coalesce(%s, validation_report), completed_at = now(),
+                              hidden_at = CASE WHEN %s::text IS NULL THEN hidden_at
+                                               ELSE coalesce(hidden_at, now()) END,
+                              hidden_reason = CASE WHEN %s::text IS NULL OR hidden_at IS NOT NULL
+                                                   THEN hidden_reason ELSE %s END
                         WHERE id = %s AND training_status NOT IN ('completed', 'failed')""",
-                    [outcome.status, outcome.error, passed, urls, cost, report, outcome.lora_id],
-                )
+                    [outcome.status, outcome.error, passed, urls, cost, report, hidden, hidden, hidden,
+                     outcome.lora_id],
+                )  # fmt: skip
                 conn.execute(
                     """UPDATE lora_training_jobs
                           SET completed_at = coalesce(completed_at, now()), error_message = %s,
@@ -171,6 +207,8 @@ class LibraryActivities:
                     )
             if outcome.pod_seconds > 0:
                 budget.alert_if_crossed(conn, self._settings)  # after the commit: it counts this cost
+        if hidden:
+            log.warning("lora_hidden_for_review", lora_id=outcome.lora_id, reason=hidden)
         log.info(
             "training_recorded", workflow_id=request.workflow_id, lora_id=outcome.lora_id, **_brief(outcome)
         )
@@ -182,14 +220,42 @@ class InWorkerValidationActivities:
     only when such a workflow calls it; newer ones validate on the machine that trained
     (activities/validation.py). Remove it once no such workflow runs."""
 
-    def __init__(self, *, validator: Validator, storage: Storage) -> None:
+    def __init__(self, *, validator: Validator, storage: Storage, screen: ImageScreen | None = None) -> None:
         self._validator = validator
         self._storage = storage
+        self._screen = screen
 
     @activity.defn(name="validate_image")
     def validate_image(self, request: ValidationRequest) -> ValidationScore:
         with heartbeating("generating"):
-            return self._validator.score(request, self._storage)
+            score = self._validator.score(request, self._storage)
+        if self._screen is None:
+            return score
+        image = b"".join(self._storage.get(score.image_key))
+        return replace(score, screening=self._screen.screen(image))
+
+
+def screening_reason(outcome: TrainingOutcome) -> str | None:
+    """Why the LoRA goes up for review (``lora_models.hidden_reason``), when automatic screening
+    flagged any image generated with it: any checkpoint's, kept or not (they all learned from the
+    same images), on either validation path. The control is the base model's own image, no
+    evidence about the LoRA. None when nothing was flagged (or nothing was screened)."""
+    flagged: list[tuple[str, Screening]] = []
+    for prompt in outcome.validation.prompts if outcome.validation else []:
+        for image in prompt.checkpoints:
+            if image.screening is not None and image.screening.flagged:
+                flagged.append((f"prompt {prompt.index + 1}, step {image.step}", image.screening))
+    for score in outcome.scores:
+        if score.screening is not None and score.screening.flagged:
+            flagged.append((f"prompt {score.index + 1}", score.screening))
+    if not flagged:
+        return None
+    where, first = flagged[0]
+    more = f" and {len(flagged) - 1} more" if len(flagged) > 1 else ""
+    return (
+        f"automatic screening: a validation image ({where}{more}) shows explicit content "
+        f"({first.describe()}); pending review"
+    )
 
 
 def _brief(outcome: TrainingOutcome) -> dict[str, Any]:

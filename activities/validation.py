@@ -5,8 +5,10 @@ and judged here, against the character's references.
 checkpoint's, same prompt and seed, on the pod's GPU, while the pod and its model are still
 there; ``validate_on_replicate`` asks Replicate for predictions of the version the fallback
 trained (``lora_scale`` 1) and of the base SDXL version (the control), same prompt and seed.
-Either way the worker only judges (a face or image embedding, milliseconds on a CPU) and keeps
-the images: no worker needs a GPU or a base model.
+Either way the worker only judges (a face or image embedding, milliseconds on a CPU), screens
+each image for explicit content (NudeNet on the CPU, ``loraflow.ml.screening``: the result says
+so per image, and ``record_outcome`` hides a LoRA whose checkpoint images were flagged) and
+keeps the images: no worker needs a GPU or a base model.
 
 The judge is chosen per LoRA by what its references show (``loraflow.ml.judges.pick_judge``):
 a face judge when they show a face, an image-embedding judge otherwise, the pixel judge only for
@@ -40,6 +42,7 @@ from loraflow.errors import ProviderError
 from loraflow.logging import get_logger
 from loraflow.ml.judges import EmbeddingJudge, FaceJudge, Judge, JudgeUnavailable, PixelJudge, pick_judge
 from loraflow.ml.judges import shows_character as judged_to_show
+from loraflow.ml.screening import ImageScreen
 from loraflow.storage import Storage
 from training_scripts import agent_protocol as wire
 
@@ -76,10 +79,12 @@ class ValidationActivities:
         judges: Judges,
         replicate: ReplicatePredictor | None = None,
         trainer: ReplicateTrainer | None = None,
+        screen: ImageScreen | None = None,
     ) -> None:
         self._storage = storage
         self._provider = provider
         self._judges = judges
+        self._screen = screen
         self._replicate = replicate
         self._trainer = trainer
         self._lock = threading.Lock()
@@ -179,8 +184,9 @@ class ValidationActivities:
         images: dict[str, bytes],
         steps: dict[str, int],
     ) -> PromptValidation:
-        """Score every image against the references and keep it (a retry overwrites the same
-        keys: validation images are evidence, not archival)."""
+        """Score every image against the references, screen it (``loraflow.ml.screening``) and
+        keep it (a retry overwrites the same keys: validation images are evidence, not
+        archival)."""
         from PIL import Image
 
         prepared = judge.references(references)
@@ -188,8 +194,15 @@ class ValidationActivities:
         control_score: float | None = None
         for name in [CONTROL, *(n for n in images if n != CONTROL)]:
             with Image.open(io.BytesIO(images[name])) as opened:
-                score = prepared.score(opened.convert("RGB"))
+                rgb = opened.convert("RGB")
+            score = prepared.score(rgb)
             score = None if score is None else round(score, 5)
+            screening = None if self._screen is None else self._screen.screen(rgb)
+            if screening is not None and screening.flagged:
+                log.warning(
+                    "validation_image_flagged", lora_id=lora_id, index=index, checkpoint=name,
+                    findings=screening.describe(),
+                )  # fmt: skip
             if name == CONTROL:
                 control_score = score
             key = validation_image_key(lora_id, index, name)
@@ -202,6 +215,7 @@ class ValidationActivities:
                 image_url=self._storage.url(key),
                 score=score,
                 shows_character=name != CONTROL and judged_to_show(judge, score, control_score),
+                screening=screening,
             )
         return PromptValidation(
             index=index,

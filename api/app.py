@@ -15,6 +15,7 @@ from api.routes import budget, events, files, health, lora_models, ratings, repo
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.db.events import EventHub
+from loraflow.ml.screening import ImageScreen
 from loraflow.settings import Settings, get_settings
 from loraflow.storage import build_storage
 from loraflow.temporal.connector import TemporalConnector
@@ -30,10 +31,12 @@ token). Every error has one shape:
 ```
 
 `code` is one of `invalid_request` (400, with per-field `details`), `invalid_image` (400,
-naming the file and the reason), `unauthorized` (401), `forbidden` (403), `not_found` (404),
-`duplicate_name` (409), `conflict` (409), `payload_too_large` (413), `unsupported_media_type`
-(415), `monthly_limit_reached` (429), `budget_exhausted` (503: the month's training budget is
-spent), `unavailable` (503) and `internal_error` (500, a bug).
+naming the file and the reason), `image_refused` (400: automatic screening found explicit
+content in the image it names; nothing of the request was kept), `unauthorized` (401),
+`forbidden` (403), `not_found` (404), `duplicate_name` (409), `conflict` (409),
+`payload_too_large` (413), `unsupported_media_type` (415), `monthly_limit_reached` (429),
+`budget_exhausted` (503: the month's training budget is spent), `unavailable` (503) and
+`internal_error` (500, a bug).
 """
 
 
@@ -63,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = TemporalConnector(settings)
     app.state.events = EventHub(database_url)
     app.state.storage = build_storage(settings)
+    # Checks at start that NudeNet is installed; its detector loads on the first upload.
+    app.state.image_screen = ImageScreen.from_settings(settings)
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret.get_secret_value(),
         audience=settings.jwt_audience,

@@ -14,6 +14,7 @@ from loraflow.auth import TokenVerifier
 from loraflow.db import Caller
 from loraflow.db.events import EventHub
 from loraflow.errors import AuthError
+from loraflow.ml.screening import ImageScreen
 from loraflow.settings import Settings
 from loraflow.storage import Storage
 from loraflow.temporal.connector import TemporalConnector
@@ -48,6 +49,11 @@ def get_event_hub(request: Request) -> EventHub:
 def image_limiter(request: Request) -> anyio.CapacityLimiter:
     """How many uploaded images this process decodes at once (``Settings.image_check_threads``)."""
     return request.app.state.image_limiter
+
+
+def image_screen(request: Request) -> ImageScreen | None:
+    """Automatic screening of uploaded images (``LORAFLOW_SCREENING``); None when it is off."""
+    return request.app.state.image_screen
 
 
 def current_caller(

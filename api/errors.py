@@ -97,7 +97,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _DESCRIPTIONS = {
-    400: "The request is malformed or a field is invalid (`invalid_request`).",
+    400: "The request is malformed or a field is invalid (`invalid_request`), an image is unusable "
+    "(`invalid_image`) or refused by automatic screening (`image_refused`).",
     401: "Missing, expired or invalid bearer token (`unauthorized`).",
     403: "Authenticated, but not allowed to do this (`forbidden`).",
     404: "No such resource (`not_found`).",

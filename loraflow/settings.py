@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraflow.contracts import limits
+from loraflow.ml.screening import DEFAULT_THRESHOLD, EXPLICIT_LABELS, LABELS
 
 if TYPE_CHECKING:
     from loraflow.mail import SmtpConfig
@@ -230,6 +231,24 @@ class Settings(BaseSettings):
         description="Denoising steps of each validation image (default 25; 10 on the tiny model).",
     )
 
+    # --- automatic screening (loraflow.ml.screening) -------------------------------------------
+    screening: bool = Field(
+        default=True,
+        description="Screen training images (at upload, and before training) and validation images "
+        "with NudeNet's detector.",
+    )
+    screening_threshold: float = Field(
+        default=DEFAULT_THRESHOLD,
+        gt=0,
+        le=1,
+        description="A blocked label detected with at least this score flags the image.",
+    )
+    screening_labels: Annotated[list[str], NoDecode] = Field(
+        default=list(EXPLICIT_LABELS),
+        min_length=1,
+        description="NudeNet labels that flag an image (in the environment: comma-separated).",
+    )
+
     # --- product rules -------------------------------------------------------------------
     monthly_budget_usd: float = Field(
         default=200.0, ge=0, description="Training spend per UTC month; at it new trainings get 503."
@@ -314,6 +333,24 @@ class Settings(BaseSettings):
         """The environment gives ``NVIDIA L40S,NVIDIA GeForce RTX 4090``: a list, in order."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("screening_labels", mode="before")
+    @classmethod
+    def _split_screening_labels(cls, value: Any) -> Any:
+        """``FEMALE_BREAST_EXPOSED,BUTTOCKS_EXPOSED``: a list, upper-cased."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(part).strip().upper() for part in value if str(part).strip()]
+        return value
+
+    @field_validator("screening_labels")
+    @classmethod
+    def _known_screening_labels(cls, value: list[str]) -> list[str]:
+        unknown = [label for label in value if label not in LABELS]
+        if unknown:
+            raise ValueError(f"unknown NudeNet labels {unknown}; known: {', '.join(LABELS)}")
         return value
 
     @field_validator("log_level", mode="before")

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep, image_limiter
+from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep, image_limiter, image_screen
 from api.errors import ApiError, invalid_request, responses
 from api.multipart import MULTIPART, Upload, create_request, media_type, read_form, read_images
 from api.openapi_bodies import ADD_IMAGES_BODY, CREATE_LORA_BODY
@@ -175,7 +175,7 @@ async def _read_create_request(
     if content_type == MULTIPART:
         form = await read_form(request)
         body = create_request(form)
-        uploads = await read_images(form, settings, image_limiter(request))
+        uploads = await read_images(form, settings, image_limiter(request), screen=image_screen(request))
         if 0 < len(uploads) < limits.MIN_IMAGES:  # none at all: a pending LoRA, as the JSON create
             raise ApiError(
                 400,
@@ -323,8 +323,9 @@ async def add_images(
     if media_type(request) != MULTIPART:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with `images` files")
     uploads = await read_images(
-        await read_form(request), settings, image_limiter(request), already=len(existing.image_keys)
-    )
+        await read_form(request), settings, image_limiter(request), already=len(existing.image_keys),
+        screen=image_screen(request),
+    )  # fmt: skip
     if not uploads:
         raise ApiError(400, "invalid_image", "no images in the request")
     try:

@@ -144,6 +144,28 @@ class StoredLora:
     sha256: str
 
 
+@dataclass(frozen=True)
+class ScreeningFinding:
+    """One detection of automatic screening (``loraflow.ml.screening``): a blocked label at or
+    over the threshold, with the detector's score."""
+
+    label: str  # a NudeNet label, e.g. FEMALE_BREAST_EXPOSED
+    score: float
+
+
+@dataclass
+class Screening:
+    """What automatic screening found in one image: ``flagged`` when any blocked label scored at
+    or over the threshold; ``findings`` are those detections, highest score first."""
+
+    flagged: bool
+    findings: list[ScreeningFinding] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The findings in a line, e.g. ``FEMALE_BREAST_EXPOSED 0.83, BUTTOCKS_EXPOSED 0.71``."""
+        return ", ".join(f"{f.label} {f.score:.2f}" for f in self.findings) or "nothing found"
+
+
 @dataclass
 class ValidationRequest:
     """validate_image's input: one prompt, generated with and without the LoRA."""
@@ -165,6 +187,9 @@ class ValidationScore:
     lora_similarity: float
     base_similarity: float
     shows_character: bool
+    #: Automatic screening of the LoRA's image (validate_image, workflows before
+    #: validate-on-machine); None where it was off or the result predates screening.
+    screening: Screening | None = None
 
 
 @dataclass
@@ -177,6 +202,10 @@ class JudgedImage:
     image_url: str
     score: float | None  # None: the judge found nothing to judge (e.g. no face)
     shows_character: bool  # False for the control
+    #: Automatic screening's verdict on the image; None where it was off (or the result came from
+    #: a worker before screening: a field added later has a default, so old histories decode).
+    #: A flagged checkpoint image puts the LoRA up for review (``record_outcome``).
+    screening: Screening | None = None
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """`loraflow api` as its own process against a database of the test's choosing, for tests that
-stop, starve or signal it (the session's API in tests/conftest.py must stay up)."""
+stop, starve or signal it (the session's API in tests/conftest.py must stay up), or that need it
+configured otherwise."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from loraflow.devstack import embedded
 __all__ = ["start_api"]
 
 
-def start_api(dsn: str, temporal_address: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The process and its base URL, once it answers HTTP (whatever /healthz says)."""
+def start_api(
+    dsn: str, temporal_address: str, log: Path, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The process and its base URL, once it answers HTTP (whatever /healthz says). ``settings``
+    are more environment variables for it (``LORAFLOW_SCREENING_LABELS="FACE_FEMALE"``)."""
     port = net.free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],
@@ -26,6 +30,7 @@ def start_api(dsn: str, temporal_address: str, log: Path) -> tuple[subprocess.Po
             TEMPORAL_ADDRESS=temporal_address,
             LORAFLOW_LOG_LEVEL="WARNING",
             LORAFLOW_ALLOW_DEV_SECRET="1",
+            **settings,
         ),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

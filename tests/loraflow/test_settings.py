@@ -124,3 +124,22 @@ def test_the_smtp_url_forms_and_the_link_in_the_email(monkeypatch: pytest.Monkey
         Settings(lora_page_url="https://app.example/loras")
     with pytest.raises(pydantic.ValidationError, match="must be an address"):
         Settings(smtp_from="loraflow")
+
+
+def test_screening_labels_are_a_list_of_nudenet_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().screening and Settings().screening_threshold == 0.6
+    monkeypatch.setenv("LORAFLOW_SCREENING_LABELS", " face_female, BUTTOCKS_EXPOSED ,")
+    settings = Settings()
+    assert settings.screening_labels == ["FACE_FEMALE", "BUTTOCKS_EXPOSED"]
+    # A child process given settings_env() reads the same list back.
+    monkeypatch.setenv("LORAFLOW_SCREENING_LABELS", settings_env(settings)["LORAFLOW_SCREENING_LABELS"])
+    assert Settings().screening_labels == ["FACE_FEMALE", "BUTTOCKS_EXPOSED"]
+    for wrong in ("NUDITY", ""):  # a misspelt label, or none at all (LORAFLOW_SCREENING=false is off)
+        monkeypatch.setenv("LORAFLOW_SCREENING_LABELS", wrong)
+        with pytest.raises(pydantic.ValidationError):
+            Settings()
+    monkeypatch.delenv("LORAFLOW_SCREENING_LABELS")
+    for threshold in ("0", "1.5"):
+        monkeypatch.setenv("LORAFLOW_SCREENING_THRESHOLD", threshold)
+        with pytest.raises(pydantic.ValidationError):
+            Settings()
