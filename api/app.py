@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi_bodies import document_manual_bodies
-from api.routes import budget, events, files, health, lora_models, ratings, reports
+from api.routes import admin, budget, events, files, health, lora_models, ratings, reports
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.db.events import EventHub
@@ -82,5 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router, prefix="/api/v1")
     app.include_router(budget.router, prefix="/api/v1")
     app.include_router(files.router, prefix="/api/v1")
+    app.include_router(admin.router, prefix="/api/v1")
     document_manual_bodies(app)
     return app

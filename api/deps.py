@@ -77,12 +77,27 @@ def current_user(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     return caller
 
 
+def is_admin(caller: Caller) -> bool:
+    """Supabase's convention: ``app_metadata`` is set by the service, never by the user, and
+    ``app_metadata.role == "admin"`` makes an admin (the database's ``loraflow_is_admin()``)."""
+    app_metadata = caller.claims.get("app_metadata")
+    return isinstance(app_metadata, dict) and app_metadata.get("role") == "admin"
+
+
+def current_admin(caller: Annotated[Caller, Depends(current_user)]) -> Caller:
+    if not is_admin(caller):
+        raise ApiError(403, "forbidden", "only an admin can do this")
+    return caller
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
 TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 #: The signed-in user (every route but the service's).
 CallerDep = Annotated[Caller, Depends(current_user)]
+#: A signed-in admin (the review routes).
+AdminDep = Annotated[Caller, Depends(current_admin)]
 #: Any verified token, ``service_role`` included (the budget route).
 AnyCallerDep = Annotated[Caller, Depends(current_caller)]
 EventHubDep = Annotated[EventHub, Depends(get_event_hub)]

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from loraflow.contracts.status import TrainingStatus
+from loraflow.db.moderation import Decision
 from loraflow.db.reports import ReportReason
 from loraflow.domain.params import TrainingParams
 
@@ -74,6 +75,20 @@ LoraDescription = Annotated[
     str | None,
     Field(default=None, max_length=2000, description="Optional free text shown in the library."),
     AfterValidator(_clean_description),
+]
+
+
+def _clean_reason(value: str) -> str:
+    value = _check_text(value.strip(), allow_newlines=True)
+    if not value:
+        raise ValueError("must say why")
+    return value
+
+
+ModerationReason = Annotated[
+    str,
+    Field(max_length=1000, description="Why: kept in the audit log; on `hide`, shown to the creator."),
+    AfterValidator(_clean_reason),
 ]
 SearchText = Annotated[str, Field(max_length=200), AfterValidator(_clean_query)]
 
@@ -269,3 +284,39 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: HealthCheck
     temporal: HealthCheck
+
+
+class ModerationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Decision = Field(description="`hide` (out of the library, pending or for good) or `restore`.")
+    reason: ModerationReason
+
+
+class ModerationResult(BaseModel):
+    decision_id: int = Field(description="The audit log entry.")
+    lora_id: uuid.UUID
+    action: Decision
+    hidden: bool = Field(description="Whether the LoRA is hidden now.")
+
+
+class ReportPublic(BaseModel):
+    id: int
+    reason: ReportReason
+    note: str | None
+    reporter_id: uuid.UUID
+    created_at: datetime
+
+
+class ReviewItem(BaseModel):
+    since: datetime = Field(description="When it entered the queue: its oldest open report, or its hiding.")
+    lora: LoraDetail = Field(description="The LoRA as its creator sees it, validation images included.")
+    reports: list[ReportPublic] = Field(
+        description="Its open reports, oldest first (none: it was hidden by automatic screening)."
+    )
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewItem]
+    limit: int
+    offset: int

@@ -79,8 +79,10 @@ def issue_token(
     audience: str = "authenticated",
     ttl_seconds: int = 24 * 3600,
     role: str = "authenticated",
+    app_metadata: dict[str, Any] | None = None,
 ) -> str:
-    """An HS256 token shaped like Supabase Auth's, for local use and tests."""
+    """An HS256 token shaped like Supabase Auth's, for local use and tests (``app_metadata``:
+    what Supabase's service sets on a user, e.g. ``{"role": "admin"}``)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": str(uuid.UUID(user_id)),
@@ -92,4 +94,6 @@ def issue_token(
     }
     if email:
         claims["email"] = email
+    if app_metadata is not None:
+        claims["app_metadata"] = app_metadata
     return jwt.encode(claims, secret, algorithm="HS256")

@@ -129,6 +129,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             email=args.email,
             audience=settings.jwt_audience,
             ttl_seconds=args.ttl,
+            app_metadata={"role": "admin"} if args.admin else None,
         )
     )
     return 0
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="user id (UUID)")
     token.add_argument("--email")
     token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds until it expires")
+    token.add_argument(
+        "--admin", action="store_true", help='an admin (app_metadata.role "admin"): the review routes'
+    )
     token.set_defaults(func=cmd_token)
     return parser
 

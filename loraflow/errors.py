@@ -17,7 +17,8 @@
     │   ├── BudgetExhausted           the platform's training budget this month is spent
     │   ├── UploadsClosed             the LoRA's dataset is frozen, or it is no longer pending
     │   ├── RatingRefused             not a completed LoRA, or the caller's own
-    │   └── ReportRefused             a second open report, or too many (``limit``)
+    │   ├── ReportRefused             a second open report, or too many (``limit``)
+    │   └── ModerationRefused         a moderation decision by someone who is not an admin
     ├── LoraNotFound
     ├── AuthError                     credentials missing or not acceptable
     ├── TemporalUnavailable           Temporal did not answer in time
@@ -42,6 +43,7 @@ __all__ = [
     "LoraNotFound",
     "LoraflowError",
     "MigrationError",
+    "ModerationRefused",
     "MonthlyLimitReached",
     "ObjectExists",
     "ObjectNotFound",
@@ -158,6 +160,10 @@ class ReportRefused(Refused):
     def __init__(self, message: str, *, limit: bool) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class ModerationRefused(Refused):
+    """A moderation decision by someone who is not an admin (the database's own check)."""
 
 
 class LoraNotFound(LoraflowError):

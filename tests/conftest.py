@@ -159,11 +159,12 @@ class User:
 
 
 @pytest.fixture
-def make_user() -> Callable[[], User]:
-    def _make() -> User:
+def make_user() -> Callable[..., User]:
+    def _make(*, admin: bool = False) -> User:
         uid = str(uuid.uuid4())
         email = f"user-{uid[:8]}@example.com"
-        return User(uid, email, issue_token(JWT_SECRET, user_id=uid, email=email))
+        app_metadata = {"role": "admin"} if admin else None
+        return User(uid, email, issue_token(JWT_SECRET, user_id=uid, email=email, app_metadata=app_metadata))
 
     return _make
 

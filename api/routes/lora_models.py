@@ -9,39 +9,40 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-import anyio
 from fastapi import APIRouter, Query, Request, Response, status
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from api.deps import CallerDep, PoolDep, SettingsDep, StorageDep, TemporalDep, image_limiter, image_screen
+from api.deps import (
+    CallerDep,
+    PoolDep,
+    SettingsDep,
+    StorageDep,
+    TemporalDep,
+    image_limiter,
+    image_screen,
+    is_admin,
+)
 from api.errors import ApiError, invalid_request, responses
+from api.lora_views import lora_detail
 from api.multipart import MULTIPART, Upload, create_request, media_type, read_form, read_images
 from api.openapi_bodies import ADD_IMAGES_BODY, CREATE_LORA_BODY
 from api.schemas import (
-    CheckpointScore,
     CreateLoraRequest,
     CreateLoraResponse,
-    Creator,
     LoraDetail,
     LoraList,
     LoraStatus,
-    RatingPublic,
     SearchText,
     UploadResponse,
-    ValidationImage,
-    ValidationPrompt,
-    ValidationResult,
 )
 from api.uploads import accept_uploads
 from loraflow.contracts import limits
-from loraflow.contracts.names import FINAL_CHECKPOINT
 from loraflow.contracts.status import TrainingStatus
 from loraflow.db import Caller, as_caller, as_service, budget, datasets, library, ratings
 from loraflow.db.library import LibraryFilter, NewLora, Sort
-from loraflow.db.ratings import RatingSummary
-from loraflow.domain.params import public_params, resolve_params
+from loraflow.domain.params import resolve_params
 from loraflow.errors import (
     BudgetExhausted,
     DuplicateName,
@@ -53,7 +54,6 @@ from loraflow.errors import (
 )
 from loraflow.logging import get_logger
 from loraflow.settings import Settings
-from loraflow.storage import Storage
 from loraflow.temporal import training_client
 from loraflow.temporal.connector import TemporalConnector
 
@@ -65,15 +65,6 @@ CREATED_WAITING = (
     "LoRA created; upload 3-10 character images to POST /api/v1/lora-models/{id}/images to train it."
 )
 CREATED_TRAINING = "LoRA created; training has started."
-
-
-def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
-    rating = RatingSummary.of(row["rating_sum"], row["rating_count"])
-    return {
-        **row,
-        "created_by": Creator(id=row.get("user_id"), email=row.get("created_by_email")),
-        "rating": RatingPublic(mean=rating.mean, count=rating.count),
-    }
 
 
 @router.get(
@@ -393,53 +384,11 @@ async def get_lora_model(
 ) -> LoraDetail:
     try:
         async with as_caller(pool, caller) as conn:
-            row = await library.get_lora(conn, lora_id, caller.user_id)
+            row = await library.get_lora(conn, lora_id, caller.user_id, admin=is_admin(caller))
             mine = await ratings.my_rating(conn, lora_id)
     except LoraNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-    report = row.get("validation_report")
-    validation = await anyio.to_thread.run_sync(_validation, report, storage) if report else None
-    return LoraDetail.model_validate(
-        {
-            **_summary_fields(row),
-            "training_params": public_params(row["training_params"]),
-            "validation": validation,
-            "my_rating": mine,
-        }
-    )
-
-
-def _validation(report: dict[str, Any], storage: Storage) -> ValidationResult:
-    """The recorded report, with signed URLs (made now: they expire) for the images a user
-    looks at: each prompt's control and the kept checkpoint's image."""
-    shown = report.get("chosen") or FINAL_CHECKPOINT
-    expired = bool(report.get("purged"))  # the images are gone (LORAFLOW_VALIDATION_IMAGE_DAYS)
-
-    def image(i: dict[str, Any], *, signed: bool) -> ValidationImage:
-        url = storage.url(i["image_key"]) if signed and not expired else None
-        return ValidationImage(
-            checkpoint=i["checkpoint"], step=i["step"], score=i["score"],
-            shows_character=i["shows_character"], image_url=url,
-        )  # fmt: skip
-
-    prompts = [
-        ValidationPrompt(
-            index=p["index"],
-            prompt=p["prompt"],
-            seed=p["seed"],
-            control=image(p["control"], signed=True),
-            checkpoints=[image(i, signed=i["checkpoint"] == shown) for i in p["checkpoints"]],
-        )
-        for p in report.get("prompts", [])
-    ]
-    return ValidationResult(
-        judge=report["judge"],
-        chosen=report.get("chosen"),
-        chosen_step=report.get("chosen_step"),
-        checkpoints=[CheckpointScore(**c) for c in report.get("checkpoints", [])],
-        prompts=prompts,
-        error=report.get("error"),
-    )
+    return await lora_detail(row, storage, my_rating=mine)
 
 
 async def _live_status(temporal: TemporalConnector, lora_id: uuid.UUID) -> LoraStatus | None:

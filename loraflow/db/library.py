@@ -223,12 +223,13 @@ def page_json_query(
 
 
 async def get_lora(
-    conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID, viewer: str | None = None
+    conn: psycopg.AsyncConnection[Any], lora_id: uuid.UUID, viewer: str | None = None, *, admin: bool = False
 ) -> dict[str, Any]:
-    """One LoRA; a hidden one only for its creator (``viewer``), to everyone else not found."""
+    """One LoRA; a hidden one only for its creator (``viewer``) and admins, to everyone else not
+    found."""
     cur = await conn.execute("SELECT * FROM lora_library WHERE id = %s", [lora_id])
     row = await cur.fetchone()
-    if row is None or (row["hidden_at"] is not None and str(row["user_id"]) != viewer):
+    if row is None or (row["hidden_at"] is not None and str(row["user_id"]) != viewer and not admin):
         raise LoraNotFound(lora_id)
     return row
 

@@ -36,6 +36,8 @@ async def test_every_function_a_client_can_call_says_why(pool: AsyncConnectionPo
         ("auth.uid()", "anon"),
         ("auth.uid()", "authenticated"),
         ("loraflow_ensure_user()", "authenticated"),
+        ("loraflow_is_admin()", "authenticated"),
+        ("lora_moderate(uuid,text,text)", "authenticated"),
     }
 
 
