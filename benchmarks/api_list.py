@@ -1,12 +1,17 @@
 """GET /api/v1/lora-models under load, against the same queries run directly (the floor).
 
-    .venv/bin/python benchmarks/api_list.py [--rows 100000] [--requests 2000] [--concurrency 16]
+    .venv/bin/python benchmarks/api_list.py [--rows 100000] [--requests 2000] [--concurrency 1 16]
+    .venv/bin/python benchmarks/api_list.py --baseline 1a3c06e   # and that commit's API, same run
     .venv/bin/python benchmarks/api_list.py --explain     # each scenario's plan, no load
 
 Seeds an embedded PostgreSQL (or DATABASE_URL, which it writes to!) with --rows LoRAs, starts
-`loraflow api` as its own process, and drives it from this process at the given concurrency.
-Then runs the same SQL through psycopg at the same concurrency, the way the API runs it (as the
-caller, under RLS). Prints p50/p99 latency and requests/s for each, and API p50 / direct p50.
+`loraflow api` as its own process, and drives it from this process at each concurrency. Then
+runs the page's SQL through psycopg at the same concurrency, the way the API runs it (as the
+caller, under RLS): `direct` is the query that builds the response body in PostgreSQL (what the
+API runs today), `rows` the same page and total fetched as rows (what the API ran before it built
+its JSON in PostgreSQL). With --baseline REF, the API of that commit (a git worktree of it) runs
+against the same database in the same run: the before/after table. Prints p50/p99 latency and
+requests/s for each, and API p50 / direct p50.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import httpx
 import psycopg
 
@@ -45,6 +51,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "created_after (1 d)": {"created_after": "1 day"},
     "base_model=sdxl": {"base_model": "sdxl"},
     "min_rating=4.5": {"min_rating": 4.5},
+    "sort=trending": {"sort": "trending"},
 }
 
 
@@ -72,7 +79,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(u), 12, '0'))::uuid, 'user' ||
   FROM generate_series(1, {users}) u
 ON CONFLICT DO NOTHING;
 INSERT INTO lora_models (user_id, name, description, training_status, usage_count, created_at,
-                         storage_path, storage_url, file_size, rating_count, rating_sum)
+                         storage_path, storage_url, file_size, rating_count, rating_sum, uses_30d)
 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {users}), 12, '0'))::uuid,
        (ARRAY['Grumpy','Cheerful','Silent','Cyberpunk','Ancient','Tiny','Neon','Lost'])[1 + i % 8]
          || ' ' || (ARRAY['Wizard','Knight','Girl','Robot','Cat','Pilot','Witch','Monk','Bard',
@@ -84,7 +91,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(1 + i % {users}), 12, '0'))::u
        (random() * 1000)::int,
        now() - (i || ' minutes')::interval,
        'lora-models/x.safetensors', 'https://example/x.safetensors', 1000,
-       i % 7, (i % 7) * (1 + i % 5)
+       i % 7, (i % 7) * (1 + i % 5), (random() * 50)::int
   FROM generate_series(1, {rows}) i;
 SET session_replication_role = origin;
 """
@@ -113,36 +120,62 @@ async def drive(call, requests: int, concurrency: int) -> tuple[list[float], flo
 async def bench_api(
     url: str, token: str, params: dict[str, object], n: int, c: int
 ) -> tuple[list[float], float]:
-    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits
+    """aiohttp, not httpx: the client shares the 2 CPUs with the API, and httpx's own time per
+    request (about a millisecond here) would be counted as the API's."""
+    query = {k: str(v) for k, v in api_params(params).items()}
+    connector = aiohttp.TCPConnector(limit=c)
+    async with aiohttp.ClientSession(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, connector=connector
     ) as http:
 
         async def call() -> None:
-            r = await http.get("/api/v1/lora-models", params=api_params(params))  # type: ignore[arg-type]
-            r.raise_for_status()
+            async with http.get("/api/v1/lora-models", params=query) as r:
+                await r.read()
+                if r.status != 200:
+                    raise ApiAnswered(r.status)
 
         await drive(call, min(200, n), c)  # warm up
         return await drive(call, n, c)
 
 
-async def bench_direct(dsn: str, params: dict[str, object], n: int, c: int) -> tuple[list[float], float]:
+class ApiAnswered(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the API answered {status}")
+        self.status = status
+
+
+async def bench_direct(
+    dsn: str, params: dict[str, object], n: int, c: int, *, as_rows: bool = False
+) -> tuple[list[float], float]:
     pool = create_pool(dsn, min_size=c, max_size=c)
     await pool.open(wait=True)
     uid = str(uuid.uuid4())
     caller = Caller(uid, None, "authenticated", {"sub": uid, "role": "authenticated"})
+    status, search = params.get("status"), params.get("search")
+    sort, narrow = Sort(params.get("sort", "recent")), narrow_of(params)
+    page, values, count, count_values = library.page_query(
+        status=status,  # type: ignore[arg-type]
+        search=search,  # type: ignore[arg-type]
+        sort=sort,
+        narrow=narrow,
+    )
 
     async def call() -> None:
         async with as_caller(pool, caller) as conn:
-            await library.list_loras(
-                conn,
-                status=params.get("status"),  # type: ignore[arg-type]
-                search=params.get("search"),  # type: ignore[arg-type]
-                sort=Sort(params.get("sort", "recent")),
-                limit=50,
-                offset=0,
-                narrow=narrow_of(params),
-            )
+            if as_rows:  # the rows the API used to turn into JSON itself
+                await (await conn.execute(page, [*values, 50, 0])).fetchall()
+                await (await conn.execute(count, count_values)).fetchone()
+            else:
+                await library.list_page_json(
+                    conn,
+                    status=status,  # type: ignore[arg-type]
+                    search=search,  # type: ignore[arg-type]
+                    sort=sort,
+                    limit=50,
+                    offset=0,
+                    narrow=narrow,
+                    viewer=uuid.UUID(uid),
+                )
 
     try:
         await drive(call, min(200, n), c)
@@ -151,8 +184,13 @@ async def bench_direct(dsn: str, params: dict[str, object], n: int, c: int) -> t
         await pool.close()
 
 
-def start_api(dsn: str, port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
+def start_api(
+    dsn: str, port: int, log: Path, workers: int, tree: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`loraflow api` from this checkout, or from ``tree`` (the baseline's worktree)."""
+    extra = {"PYTHONPATH": str(tree)} if tree else {}
     env = embedded.child_env(
+        **extra,
         DATABASE_URL=dsn,
         LORAFLOW_LOG_LEVEL="WARNING",
         LORAFLOW_DB_POOL_MIN=str(16 // workers),
@@ -163,6 +201,7 @@ def start_api(dsn: str, port: int, log: Path, workers: int) -> subprocess.Popen[
     proc = subprocess.Popen(
         [sys.executable, "-m", "loraflow.cli", "api", "--port", str(port)],
         env=env,
+        cwd=tree,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -203,7 +242,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--baseline", metavar="REF", help="also benchmark the API of this git commit")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--explain", action="store_true", help="print each scenario's plan; no load")
     args = parser.parse_args()
@@ -233,31 +273,53 @@ async def main() -> None:
 
     port = net.free_port()
     api = start_api(dsn, port, workdir / "api.log", args.api_workers)
+    apis = {"API": f"http://127.0.0.1:{port}"}
+    baseline = None
+    if args.baseline:
+        tree = workdir / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], check=True,
+                       capture_output=True)  # fmt: skip
+        base_port = net.free_port()
+        baseline = start_api(dsn, base_port, workdir / "baseline-api.log", args.api_workers, tree)
+        apis = {f"API@{args.baseline[:7]}": f"http://127.0.0.1:{base_port}", **apis}
     token = issue_token(DEV_JWT_SECRET, user_id=str(uuid.uuid4()), email="bench@example.com")
     print(
-        f"\n{args.requests} requests per scenario, concurrency {args.concurrency}, "
-        f"{args.api_workers} API worker process(es), "
-        f"{os.cpu_count()} CPUs shared by client, API and PostgreSQL\n"
+        f"\n{args.requests} requests per scenario and path, {args.api_workers} API worker process(es), "
+        f"{os.cpu_count()} CPUs shared by client, API and PostgreSQL"
     )
-    header = f"{'scenario':<20} {'path':<7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   API p50 / direct p50"
-    print(header)
-    print("-" * len(header))
     try:
-        for name, params in SCENARIOS.items():
-            direct, direct_s = await bench_direct(dsn, params, args.requests, args.concurrency)
-            via_api, api_s = await bench_api(
-                f"http://127.0.0.1:{port}", token, params, args.requests, args.concurrency
+        for concurrency in args.concurrency:
+            print(f"\nconcurrency {concurrency}")
+            header = (
+                f"{'scenario':<20} {'path':<12} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   p50 / direct p50"
             )
-            for label, lat, secs in (("direct", direct, direct_s), ("API", via_api, api_s)):
-                ratio = ""
-                if label == "API":
-                    ratio = f"   {statistics.median(via_api) / statistics.median(direct):.2f}x"
-                print(
-                    f"{name:<20} {label:<7} {percentile(lat, 50):>8.2f} {percentile(lat, 99):>8.2f} "
-                    f"{len(lat) / secs:>8.0f}{ratio}"
+            print(header)
+            print("-" * len(header))
+            for name, params in SCENARIOS.items():
+                direct = await bench_direct(dsn, params, args.requests, concurrency)
+                results = [("direct", *direct)]
+                results.append(
+                    ("rows", *await bench_direct(dsn, params, args.requests, concurrency, as_rows=True))
                 )
+                for label, url in apis.items():
+                    try:
+                        results.append(
+                            (label, *await bench_api(url, token, params, args.requests, concurrency))
+                        )
+                    except ApiAnswered as exc:  # the baseline lacks this filter or sort
+                        print(f"{name:<20} {label:<12} {'answers ' + str(exc.status):>8}")
+                floor = statistics.median(direct[0])
+                for label, lat, secs in results:
+                    ratio = "" if label == "direct" else f"   {statistics.median(lat) / floor:.2f}x"
+                    print(
+                        f"{name:<20} {label:<12} {percentile(lat, 50):>8.2f} {percentile(lat, 99):>8.2f} "
+                        f"{len(lat) / secs:>8.0f}{ratio}"
+                    )
     finally:
         embedded.stop_process(api)
+        if baseline is not None:
+            embedded.stop_process(baseline)
+            subprocess.run(["git", "worktree", "remove", "--force", str(workdir / "baseline")], check=False)
         if server is not None:
             server.cleanup()
 

@@ -22,6 +22,16 @@ class TokenVerifier:
         self._audience = audience
         self._jwks = PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
 
+    def may_fetch_keys(self, token: str) -> bool:
+        """Whether verifying ``token`` may fetch the JWKS over HTTP (an asymmetric token with a
+        JWKS configured); HS256 tokens verify in microseconds, with no I/O."""
+        if self._jwks is None:
+            return False
+        try:
+            return jwt.get_unverified_header(token).get("alg") in _ASYMMETRIC
+        except jwt.PyJWTError:
+            return False
+
     def verify(self, token: str) -> Caller:
         try:
             header = jwt.get_unverified_header(token)
