@@ -46,7 +46,7 @@ _LIST_COLUMNS = (
 )
 
 #: One list item as the API's ``LoraSummary`` shows it, built by PostgreSQL from a page row ``p``
-#: (the mean rounded as ``ratings.RatingSummary``); the caller's own rating is the one parameter.
+#: (the mean rounded as ``ratings.RatingSummary``) and the caller's own rating ``mine``.
 _ITEM_JSON = """json_build_object(
   'id', p.id, 'name', p.name, 'description', p.description,
   'training_status', p.training_status, 'created_at', p.created_at,
@@ -56,7 +56,7 @@ _ITEM_JSON = """json_build_object(
   'rating', json_build_object(
     'mean', CASE WHEN p.rating_count > 0 THEN round(p.rating_sum::numeric / p.rating_count, 3)::float8 END,
     'count', p.rating_count),
-  'my_rating', (SELECT r.stars FROM lora_ratings r WHERE r.lora_model_id = p.id AND r.user_id = %s))"""
+  'my_rating', mine.stars)"""
 
 
 @dataclass(frozen=True)
@@ -215,11 +215,14 @@ def page_json_query(
     page, params, count, count_params = page_query(status=status, search=search, sort=sort, narrow=narrow)
     query = sql.SQL(
         "SELECT json_build_object("
-        "'items', coalesce((SELECT json_agg({item} ORDER BY {order}) FROM ({page}) p), '[]'::json), "
+        "'items', coalesce((SELECT json_agg({item} ORDER BY {order}) FROM ({page}) p "
+        # The caller's ratings by one index range (idx_lora_ratings_user), not a probe per item.
+        "LEFT JOIN (SELECT lora_model_id, stars FROM lora_ratings WHERE user_id = %s) mine "
+        "ON mine.lora_model_id = p.id), '[]'::json), "
         "'pagination', json_build_object('total', ({count}), 'limit', %s::int, 'offset', %s::int)"
         ")::text AS body"
     ).format(item=sql.SQL(_ITEM_JSON), order=sql.SQL(_ORDER_BY[sort]), page=page, count=count)
-    return query, [viewer, *params, limit, offset, *count_params, limit, offset]
+    return query, [*params, limit, offset, viewer, *count_params, limit, offset]
 
 
 async def get_lora(
