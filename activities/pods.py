@@ -37,7 +37,7 @@ from loraflow.contracts.lora_training import (
     UploadImagesInput,
     WaitPodReadyInput,
 )
-from loraflow.contracts.names import pod_name, staged_artifact_key, training_job_id
+from loraflow.contracts.names import pod_name, staged_artifact_key, training_job_id, training_log_key
 from loraflow.errors import GpusExhausted, ProviderError
 from loraflow.logging import get_logger
 from loraflow.storage import Storage
@@ -50,8 +50,9 @@ log = get_logger(__name__)
 #: How often wait_pod_ready asks the provider (backoff within its rate limit) and the agent.
 _DESCRIBE_FIRST_S, _DESCRIBE_MAX_S = 2.0, 10.0
 _AGENT_FIRST_S, _AGENT_MAX_S = 0.2, 2.0
-#: The longest error text carried into a workflow's history (Temporal caps failures' size; the
-#: full log stays on the pod and in the worker's log).
+#: The longest error text carried into a workflow's history (Temporal caps failures' size): a
+#: failed training's full reason and its trainer's log go to storage (``training_log_key``), and
+#: the error names the key.
 _MAX_ERROR = 2000
 
 
@@ -183,8 +184,11 @@ class PodActivities:
                 params={"after": request.after_version, "wait_s": request.wait_s, "terminal_only": True},
                 timeout=request.wait_s + 30,
             )
-        raise_for_agent(r)
-        agent_progress = wire.progress_from_json(r.json())
+            raise_for_agent(r)
+            agent_progress = wire.progress_from_json(r.json())
+            error = agent_progress.error
+            if agent_progress.state == wire.AgentState.FAILED:
+                error = self._keep_log(agent, request, error or "")
         progress = MachineProgress(
             state=str(agent_progress.state),
             version=agent_progress.version,
@@ -193,7 +197,7 @@ class PodActivities:
             total_steps=agent_progress.total_steps,
             loss=agent_progress.loss,
             eta_s=agent_progress.eta_s,
-            error=None if agent_progress.error is None else agent_progress.error[:_MAX_ERROR],
+            error=error,
             sha256=agent_progress.sha256,
             size=agent_progress.size,
             checkpoints=[
@@ -214,6 +218,21 @@ class PodActivities:
                 ],
             )
         return progress
+
+    def _keep_log(self, agent: httpx.Client, request: PollTrainingInput, reason: str) -> str:
+        """Store the failure's full reason and the trainer's log; the reason, capped, naming the
+        key. Best effort: a log that cannot be fetched or kept leaves the capped reason alone."""
+        key = training_log_key(request.workflow_id, request.pod.pod_id)
+        try:
+            trainer_log = agent.get(wire.LOG_PATH, timeout=30)
+            raise_for_agent(trainer_log)
+            self._storage.delete(key)  # a retried poll keeps the latest
+            self._storage.put(key, [reason.encode(), b"\n\n--- trainer log ---\n", trainer_log.content])
+        except Exception as exc:  # the reason still reaches the user
+            log.warning("training_log_not_kept", workflow_id=request.workflow_id, error=repr(exc))
+            return reason[:_MAX_ERROR]
+        suffix = f" [full log: {key}]"
+        return reason[: _MAX_ERROR - len(suffix)] + suffix
 
     @activity.defn(name="download_artifact")
     def download_artifact(self, request: DownloadArtifactInput) -> StagedArtifact:

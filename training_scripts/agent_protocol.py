@@ -38,6 +38,8 @@ __all__ = [
     "IDLE_ENV",
     "IMAGE_NAME",
     "LIVEZ_PATH",
+    "LOG_PATH",
+    "LOG_TAIL_BYTES",
     "MAX_IMAGE_BYTES",
     "PROGRESS_PATH",
     "SHA256_HEADER",
@@ -66,6 +68,9 @@ DEADLINE_ENV = "LORAFLOW_AGENT_DEADLINE"
 TRAIN_PATH = "/train"
 PROGRESS_PATH = "/progress"
 ARTIFACT_PATH = "/artifact"
+#: The trainer's log (its stderr), the last LOG_TAIL_BYTES of it: what a failure's reason leaves out.
+LOG_PATH = "/log"
+LOG_TAIL_BYTES = 4 << 20
 HEALTHZ_PATH = "/healthz"
 LIVEZ_PATH = "/livez"
 SHA256_HEADER = "X-Sha256"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from training_scripts.agent_protocol import (
     ARTIFACT_PATH,
@@ -47,6 +47,8 @@ from training_scripts.agent_protocol import (
     IDLE_ENV,
     IMAGE_NAME,
     LIVEZ_PATH,
+    LOG_PATH,
+    LOG_TAIL_BYTES,
     MAX_IMAGE_BYTES,
     PROGRESS_PATH,
     REQUEST_ID,
@@ -437,6 +439,7 @@ def create_app(
     app.post(TRAIN_PATH)(_train)
     app.get(PROGRESS_PATH, response_model=Progress)(_progress)
     app.get(ARTIFACT_PATH)(_artifact)
+    app.get(LOG_PATH)(_log)
     app.post(GENERATE_PATH, response_model=Generation)(_generate)
     app.get("/generated/{request_id}/{file}")(_generated)
     return app
@@ -506,6 +509,17 @@ async def _artifact(
         path = agent.output / (ARTIFACT_NAME if layout == "diffusers" else KOHYA_ARTIFACT_NAME)
         headers = {SHA256_HEADER: agent.progress.sha256 or ""} if layout == "diffusers" else {}
     return FileResponse(path, media_type="application/octet-stream", headers=headers, filename=path.name)
+
+
+async def _log(agent: AgentDep) -> Response:
+    """The trainer's stderr so far (its last LOG_TAIL_BYTES): a failed training's traceback, kept
+    by the worker in storage before the pod goes."""
+    path = agent.workdir / "train.log"
+    if not path.exists():
+        return Response(b"", media_type="text/plain")
+    with path.open("rb") as log:
+        log.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+        return Response(log.read(), media_type="text/plain; charset=utf-8")
 
 
 async def _generate(

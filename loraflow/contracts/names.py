@@ -64,6 +64,7 @@ class Bucket(enum.StrEnum):
     VALIDATION = "lora-validation"  # private, signed URLs; purged after 30 days
     STAGING = "lora-staging"  # private: datasets and artifacts between activities
     KEYFRAMES = "lora-keyframes"  # private: keyframes of the pre-process path
+    LOGS = "lora-logs"  # private: failed trainings' logs, for whoever operates the service
 
 
 #: Buckets anyone may read by URL; the others are reached by signed, expiring URLs.
@@ -145,6 +146,11 @@ def staged_image_key(lora_id: str, index: int) -> str:
 
 def replicate_dataset_key(lora_id: str) -> str:
     return f"{Bucket.STAGING}/{lora_id}/replicate-dataset.zip"
+
+
+def training_log_key(workflow_id: str, pod_id: str) -> str:
+    """Where a failed training's full log is kept (its failure carries only the key)."""
+    return f"{Bucket.LOGS}/{workflow_id}/{pod_id}.log"
 
 
 def staged_artifact_key(lora_id: str, sha256: str) -> str:

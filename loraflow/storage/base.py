@@ -6,7 +6,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-BUCKETS = ("lora-training-images", "lora-models", "lora-validation", "lora-staging", "lora-keyframes")
+from loraflow.contracts.names import Bucket
+
+#: Every bucket a key may name (one home: ``Bucket``).
+BUCKETS = tuple(bucket.value for bucket in Bucket)
 
 
 @dataclass(frozen=True)

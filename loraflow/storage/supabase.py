@@ -1,7 +1,7 @@
 """Object storage on Supabase Storage, chosen with ``LORAFLOW_STORAGE=supabase``.
 
 Keys are ``{bucket}/{path}`` as everywhere (buckets ``lora-models``, ``lora-training-images``,
-``lora-validation``, ``lora-staging``, ``lora-keyframes``). The wire contract is the vendor's
+``lora-validation``, ``lora-staging``, ``lora-keyframes``, ``lora-logs``). The wire contract is the vendor's
 OpenAPI document, written down as typed models in ``loraflow.storage.supabase_api``.
 
 Uploads go through storage3 with upsert off, so Storage itself refuses to overwrite; the sha256

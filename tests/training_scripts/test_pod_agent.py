@@ -13,9 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from psycopg_pool import ConnectionPool
+from temporalio.testing import ActivityEnvironment
 
+from activities.pods import PodActivities
+from loraflow.compute.local import LocalProvider
+from loraflow.contracts.lora_training import PodHandle, PollTrainingInput
+from loraflow.contracts.names import training_log_key
 from loraflow.devstack.embedded import child_env, stop_process
 from loraflow.net import free_port
+from loraflow.storage.local import LocalStorage
 
 
 @pytest.fixture
@@ -165,13 +172,32 @@ def test_long_poll_returns_at_the_end_not_at_the_timeout(
     assert waited < 55  # it answered when training ended, well before the 60 s wait ran out
 
 
-def test_a_failed_training_reports_why(agent: tuple[httpx.Client, Path], character_images: Path) -> None:
+def test_a_failed_training_reports_why_and_its_log_is_kept(
+    agent: tuple[httpx.Client, Path], character_images: Path, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The agent says why; the worker's poll keeps the reason and the trainer's log in storage
+    (the failure in the workflow's history carries only the key: Temporal caps its size)."""
     client, _ = agent
     _upload(client, character_images)
     client.post("/train", json={"run_id": "r", "params": {"optimizer": "sgd", "resolution": 64}})
     p = client.get("/progress", params={"wait_s": 60, "terminal_only": True}, timeout=90).json()
     assert p["state"] == "failed" and "unknown optimizer" in p["error"]
     assert client.get("/artifact").status_code == 409
+
+    storage = LocalStorage(tmp_path / "objects")
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+    pod = PodHandle("local", "pod-1", "lf-x", str(client.base_url), token, 0.0, time.time())
+    with ConnectionPool(pg_dsn, min_size=1, max_size=1) as pool:
+        activities = PodActivities(
+            pool=pool, storage=storage, provider=LocalProvider(tmp_path, base_model="x")
+        )
+        polled = ActivityEnvironment().run(
+            activities.poll_training, PollTrainingInput("lora-train-x", pod, -1, 5)
+        )
+    key = training_log_key("lora-train-x", "pod-1")
+    assert polled.error is not None and polled.error.endswith(f"[full log: {key}]")
+    kept = b"".join(storage.get(key)).decode()
+    assert kept.startswith(p["error"]) and "--- trainer log ---" in kept
 
 
 def test_requests_need_the_pod_token(agent: tuple[httpx.Client, Path]) -> None:
