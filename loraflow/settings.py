@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         default=None, description="Derives each pod agent's token from its name (HMAC). Required for RunPod."
     )
     local_price_per_hour: float = Field(default=0.0, ge=0, description="USD per hour billed for a local pod.")
+    local_storage_write_bps: int | None = Field(
+        default=None,
+        gt=0,
+        description="Local storage writes at most this many bytes/s, like a remote store's link: for "
+        "fault drills (a worker killed mid-download or mid-store on a small LoRA). Off by default.",
+    )
     min_image_side: int = Field(
         default=256, ge=64, description="Shortest side a character image may have, px."
     )

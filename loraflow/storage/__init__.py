@@ -30,6 +30,7 @@ def build_storage(settings: Settings) -> Storage:
             Path(settings.data_dir) / "storage",
             served_at=settings.public_base_url,
             signing_key=settings.file_signing_key(),
+            write_bps=settings.local_storage_write_bps,
         )
     if settings.storage == "supabase":
         from loraflow.storage.supabase import SupabaseStorage

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from loraflow.contracts.names import PUBLIC_BUCKETS
 from loraflow.errors import ObjectExists, ObjectNotFound
@@ -41,14 +42,28 @@ class LocalStorage:
         served_at: str | None = None,
         signing_key: bytes | None = None,
         url_ttl_s: int = 7 * 24 * 3600,
+        write_bps: int | None = None,
     ) -> None:
         """``served_at``: the API's public base URL, which serves these objects; without it
-        (tools, tests of storage alone) ``url`` is the file's own ``file://`` URI."""
+        (tools, tests of storage alone) ``url`` is the file's own ``file://`` URI. ``write_bps``
+        emulates a remote store's link (bytes/s; ``LORAFLOW_LOCAL_STORAGE_WRITE_BPS``), so fault
+        drills can kill a worker mid-download or mid-store on a LoRA of a few hundred KB."""
+        self._write_bps = write_bps
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._served_at = served_at.rstrip("/") if served_at else None
         self._signing_key = signing_key
         self._url_ttl_s = url_ttl_s
+
+    def _write(self, file: BinaryIO, chunk: bytes) -> None:
+        if not self._write_bps:
+            file.write(chunk)
+            return
+        slice_size = max(1, self._write_bps // 20)  # 20 paced writes a second
+        for start in range(0, len(chunk), slice_size):
+            piece = chunk[start : start + slice_size]
+            file.write(piece)
+            time.sleep(len(piece) / self._write_bps)  # the emulated link, not a wait for an event
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -65,7 +80,7 @@ class LocalStorage:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
-                    tmp.write(chunk)
+                    self._write(tmp, chunk)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             stored = StoredObject(key, size, digest.hexdigest())
