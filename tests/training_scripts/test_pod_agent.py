@@ -165,11 +165,23 @@ def test_long_poll_returns_at_the_end_not_at_the_timeout(
     client, _ = agent
     _upload(client, character_images)
     client.post("/train", json={"run_id": "r", "params": {"steps": 2, "resolution": 64, "rank": 4}})
-    started = time.monotonic()
-    p = client.get("/progress", params={"wait_s": 60, "terminal_only": True, "after": -1}, timeout=90).json()
-    waited = time.monotonic() - started
+    p = _until_finished(client)
+    answered = time.time()
     assert p["state"] == "succeeded"
-    assert waited < 55  # it answered when training ended, well before the 60 s wait ran out
+    # It answered when the training ended, not when its 60 s wait ran out (however long the
+    # training took on a busy machine).
+    assert answered - p["finished_at"] < 5
+
+
+def _until_finished(client: httpx.Client) -> dict:
+    """Long-poll until the training ends (on a loaded machine one 60 s wait may not be enough)."""
+    for _ in range(5):
+        p = client.get(
+            "/progress", params={"wait_s": 60, "terminal_only": True, "after": -1}, timeout=90
+        ).json()
+        if p["state"] in ("succeeded", "failed"):
+            return p
+    raise AssertionError(f"the training never finished: {p}")
 
 
 def test_a_failed_training_reports_why_and_its_log_is_kept(
@@ -180,7 +192,7 @@ def test_a_failed_training_reports_why_and_its_log_is_kept(
     client, _ = agent
     _upload(client, character_images)
     client.post("/train", json={"run_id": "r", "params": {"optimizer": "sgd", "resolution": 64}})
-    p = client.get("/progress", params={"wait_s": 60, "terminal_only": True}, timeout=90).json()
+    p = _until_finished(client)
     assert p["state"] == "failed" and "unknown optimizer" in p["error"]
     assert client.get("/artifact").status_code == 409
 
