@@ -162,13 +162,6 @@ try {
     await upload.getByRole("heading", { name: `Training “${config.trainName}”` }).waitFor();
     assert(creates.count === 1, "one create request");
     await upload.getByText(TRAINING_NOTICE).waitFor();
-    // Live progress over the event stream: the bar moves before the training ends.
-    await upload.waitForFunction(() => {
-      const bar = document.querySelector("progress");
-      return bar && Number(bar.value) > 0 && Number(bar.value) < 100;
-    }, null, { timeout: TRAINING_TIMEOUT_MS });
-    await upload.waitForTimeout(200);
-    await shot(upload, "upload-training");
   });
 } catch (error) {
   results.push({ scenario: "upload page", ok: false, error: String(error?.stack ?? error) });
@@ -252,6 +245,16 @@ await scenario("a 503 budget refusal is shown", async () => {
 });
 
 if (upload) {
+  await scenario("train a new LoRA from the upload page: live progress", async () => {
+    // Over the event stream: the bar moves before the training ends.
+    await upload.waitForFunction(() => {
+      const bar = document.querySelector("progress");
+      return bar && Number(bar.value) > 0 && Number(bar.value) < 100;
+    }, null, { timeout: TRAINING_TIMEOUT_MS });
+    await upload.getByText(/min left|less than a minute left/).waitFor({ timeout: 10_000 });
+    await shot(upload, "upload-training");
+  });
+
   await scenario("train a new LoRA from the upload page: completed, with the validation", async () => {
     await upload.getByTestId("status-badge").filter({ hasText: /Completed|Failed/ }).waitFor({ timeout: TRAINING_TIMEOUT_MS });
     const badge = await upload.getByTestId("status-badge").textContent();

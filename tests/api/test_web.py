@@ -107,3 +107,30 @@ def test_dev_sign_in_refuses_a_real_secret() -> None:
         create_app(Settings(database_url=NO_DATABASE, screening=False, dev_sign_in=True, jwt_secret=real))
     with pytest.raises(RuntimeError, match="development"):
         Settings(database_url=NO_DATABASE, dev_sign_in=True, jwt_secret=real).refuse_dev_secret()
+
+
+def test_the_pages_check_images_by_the_servers_limits() -> None:
+    """frontend/src/limits.ts refuses what the server would, before any upload."""
+    import re
+
+    from loraflow.contracts import limits
+    from loraflow.domain import images
+    from loraflow.settings import REPO_ROOT
+
+    source = (REPO_ROOT / "frontend" / "src" / "limits.ts").read_text()
+
+    def constant(name: str) -> int:
+        match = re.search(rf"export const {name} = ([0-9_ *]+);", source)
+        assert match, name
+        value = 1
+        for factor in match.group(1).replace("_", "").split("*"):
+            value *= int(factor)
+        return value
+
+    assert constant("MIN_IMAGES") == limits.MIN_IMAGES
+    assert constant("MAX_IMAGES") == limits.MAX_IMAGES
+    assert constant("MAX_IMAGE_BYTES") == limits.MAX_IMAGE_BYTES == images.MAX_BYTES
+    assert constant("MIN_IMAGE_SIDE") == Settings.model_fields["min_image_side"].default
+    assert constant("MAX_PIXELS") == images.MAX_PIXELS
+    types = dict(re.findall(r'"image/(\w+)": "(\w+)"', source))
+    assert set(types.values()) == set(images.FORMATS)

@@ -158,7 +158,7 @@ async def test_the_pages_in_a_browser(
     lines = [json.loads(line) for line in report.splitlines() if line.startswith("{")]
     failed = [r for r in lines if r.get("ok") is False]
     assert proc.returncode == 0 and not failed, report[-8000:]
-    assert len([r for r in lines if r.get("ok")]) == 9, report
+    assert len([r for r in lines if r.get("ok")]) == 11, report
 
     # What the browser did, as the database has it: one LoRA trained to completion; the
     # duplicate name, the two images and the spent budget created nothing.

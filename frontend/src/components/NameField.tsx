@@ -47,7 +47,7 @@ function feedback(state: NameState): { tone: "error" | "warning" | "ok" | "info"
 
 export function NameField({ value, onChange, disabled }: NameFieldProps) {
   const id = useId();
-  const state = useNameCheck(value, !disabled);
+  const state = useNameCheck(value);
   const { tone, text } = feedback(state);
   const invalid = tone === "error";
   return (

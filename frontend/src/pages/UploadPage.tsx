@@ -17,6 +17,8 @@ import { onLinkClick } from "./router";
 interface Created {
   loraId: string;
   name: string;
+  /** The uploaded images' previews (object URLs), shown while it trains. */
+  previews: { url: string; name: string }[];
 }
 
 export function UploadPage() {
@@ -58,7 +60,11 @@ export function UploadPage() {
         }),
       );
       forgetNames(api);
-      setCreated({ loraId: answer.lora_id, name: selection.characterName });
+      setCreated({
+        loraId: answer.lora_id,
+        name: selection.characterName,
+        previews: images.map((image) => ({ url: image.previewUrl, name: image.file.name })),
+      });
     } catch (exc) {
       setError(exc);
     } finally {
@@ -134,6 +140,14 @@ function TrainingResult({ created, onAnother }: { created: Created; onAnother():
       <h1>Training “{created.name}”</h1>
       <TrainingStatusView loraId={created.loraId} onChange={onChange} />
       {running && <p className="notice" role="note">{TRAINING_NOTICE}</p>}
+      <h2 className="small-heading">Trained from</h2>
+      <ul className="previews previews-small">
+        {created.previews.map((image) => (
+          <li key={image.url} className="preview">
+            <img src={image.url} alt={image.name} />
+          </li>
+        ))}
+      </ul>
       {detail?.validation && <ValidationView validation={detail.validation} />}
       <p className="actions">
         <a href={`/library/${created.loraId}`} onClick={onLinkClick(`/library/${created.loraId}`)}>
