@@ -9,7 +9,7 @@
 //           trainName, artifacts, chromium? }
 // It prints one JSON line per scenario and exits 1 when one failed.
 import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { chromium } from "playwright-core";
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
@@ -45,6 +45,21 @@ function countCreates(page) {
     if (request.method() === "POST" && new URL(request.url()).pathname === "/api/v1/lora-models") seen.count += 1;
   });
   return seen;
+}
+
+/** Drops files on the drop zone as a person dragging them from a file manager would. */
+async function dropFiles(page, paths) {
+  const files = paths.map((path) => ({ name: basename(path), data: readFileSync(path).toString("base64") }));
+  const dataTransfer = await page.evaluateHandle((files) => {
+    const transfer = new DataTransfer();
+    for (const file of files) {
+      const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+      transfer.items.add(new File([bytes], file.name, { type: "image/png" }));
+    }
+    return transfer;
+  }, files);
+  await page.getByTestId("drop-zone").dispatchEvent("dragover", { dataTransfer });
+  await page.getByTestId("drop-zone").dispatchEvent("drop", { dataTransfer });
 }
 
 /** Sign in the way Supabase's redirect (and the dev stack's /dev/sign-in) does: the fragment. */
@@ -145,7 +160,8 @@ try {
   await scenario("two images are refused before upload", async () => {
     const removes = upload.getByRole("button", { name: /^Remove / });
     while ((await removes.count()) > 0) await removes.first().click();
-    await upload.locator('input[type="file"]').setInputFiles(config.images.slice(0, 2));
+    await dropFiles(upload, config.images.slice(0, 2));
+    await upload.getByRole("img", { name: "character-1.png" }).waitFor();
     await upload.getByText("Add at least 3 images of the character (2 so far).").waitFor();
     assert(await upload.getByRole("button", { name: "Train LoRA" }).isDisabled(), "submit is disabled with 2 images");
     assert(creates.count === 0, "no create request left the page");
