@@ -18,7 +18,7 @@ export function typeProblem(file: File): string | null {
   const type = file.type || BY_EXTENSION[file.name.split(".").pop()?.toLowerCase() ?? ""] || "";
   if (!(type in IMAGE_TYPES)) return `${file.name}: not a JPEG, PNG or WebP image`;
   if (file.size === 0) return `${file.name}: the file is empty`;
-  if (file.size > MAX_IMAGE_BYTES) return `${file.name}: ${mib(file.size)} is too large (at most ${mib(MAX_IMAGE_BYTES)})`;
+  if (file.size > MAX_IMAGE_BYTES) return `${file.name}: too large (${mib(file.size)}; at most ${MAX_IMAGE_BYTES / 1024 / 1024} MiB)`;
   return null;
 }
 
