@@ -263,10 +263,14 @@ await scenario("a 503 budget refusal is shown", async () => {
 if (upload) {
   await scenario("train a new LoRA from the upload page: live progress", async () => {
     // Over the event stream: the bar moves before the training ends.
-    await upload.waitForFunction(() => {
+    const moving = await upload.waitForFunction(() => {
       const bar = document.querySelector("progress");
-      return bar && Number(bar.value) > 0 && Number(bar.value) < 100;
+      if (bar && Number(bar.value) > 0 && Number(bar.value) < 100) return "moving";
+      const badge = document.querySelector('[data-testid="status-badge"]')?.textContent;
+      return ["Validating", "Completed", "Failed"].includes(badge ?? "") ? `already ${badge}` : false;
     }, null, { timeout: TRAINING_TIMEOUT_MS });
+    const seen = await moving.jsonValue();
+    assert(seen === "moving", `the progress was seen moving (it was ${seen} before the other scenarios ended)`);
     await upload.getByText(/min left|less than a minute left/).waitFor({ timeout: 10_000 });
     await shot(upload, "upload-training");
   });
