@@ -12,6 +12,7 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.openapi_bodies import document_manual_bodies
 from api.routes import admin, budget, events, files, health, lora_models, ratings, reports
+from api.web import install_web
 from loraflow.auth import TokenVerifier
 from loraflow.db import create_pool
 from loraflow.db.events import EventHub
@@ -84,4 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router, prefix="/api/v1")
     app.include_router(admin.router, prefix="/api/v1")
     document_manual_bodies(app)
+    # Last: the pages' paths never take an API route's place.
+    install_web(app, settings)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -130,3 +131,21 @@ def issue_token(
     if app_metadata is not None:
         claims["app_metadata"] = app_metadata
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+_DEV_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+_DEV_USERS = uuid.UUID("6f1d2c8e-3b8a-4c55-9a3e-6c2f8e1d0a77")
+
+
+def dev_identity(user: str) -> tuple[str, str]:
+    """``(user_id, email)`` of a development user (the dev stack's sign-in link, the demo): a
+    UUID as given, or a short name such as ``demo``, which is always the same user."""
+    try:
+        user_id = str(uuid.UUID(user))
+        return user_id, f"dev+{user_id[:8]}@loraflow.local"
+    except ValueError:
+        pass
+    name = user.strip().lower()
+    if not _DEV_NAME.match(name):
+        raise ValueError("a development user is a UUID or a short name (a-z, 0-9, '.', '_', '-')")
+    return str(uuid.uuid5(_DEV_USERS, name)), f"{name}@loraflow.local"

@@ -135,6 +135,23 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """The API's OpenAPI document, without any server: what the frontend's client types are
+    generated from (frontend/scripts/api-types.mjs)."""
+    import json
+
+    from api.app import create_app
+
+    # The app is built, never started: nothing connects to this database, and nothing loads.
+    settings = Settings(database_url="postgresql://openapi@127.0.0.1:1/openapi", screening=False)
+    text = json.dumps(create_app(settings).openapi(), indent=2, sort_keys=True) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loraflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     api.set_defaults(func=cmd_api)
+
+    openapi = sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (no server needed)")
+    openapi.add_argument("--output", help="write it to this file instead")
+    openapi.set_defaults(func=cmd_openapi)
 
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
 

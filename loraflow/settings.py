@@ -95,6 +95,15 @@ class Settings(BaseSettings):
         default=False,
         description="Let `api`/`worker` start with the development JWT secret (set by `loraflow dev`).",
     )
+    #: Only ``loraflow dev``/``demo`` set this: ``GET /dev/sign-in`` mints any user's token.
+    dev_sign_in: bool = Field(
+        default=False,
+        description="Serve `GET /dev/sign-in`, which signs a browser in as any user (set by `loraflow dev`).",
+    )
+    web_dir: Path = Field(
+        default=REPO_ROOT / "frontend" / "dist",
+        description="The built pages (`frontend/dist`): served at `/` when the folder holds an index.html.",
+    )
     jwt_audience: str = "authenticated"
     jwks_url: str | None = Field(
         default=None,
@@ -418,6 +427,11 @@ class Settings(BaseSettings):
                 "LORAFLOW_JWT_SECRET is not set, and the built-in development secret lets anyone "
                 "mint any user's token: set it to your Supabase project's JWT secret "
                 "(`loraflow dev` and `loraflow demo` run on the development secret)"
+            )
+        if self.dev_sign_in and not self.uses_dev_secret:
+            raise RuntimeError(
+                "LORAFLOW_DEV_SIGN_IN mints tokens for any user: it runs only on the development "
+                "JWT secret (the `loraflow dev` stack), never with a real one"
             )
 
 

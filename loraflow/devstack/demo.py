@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 
-from loraflow.auth import issue_token
+from loraflow.auth import dev_identity, issue_token
 from loraflow.devstack.dev import DevStack
 from loraflow.logging import configure_logging, get_logger
 from loraflow.settings import Settings
@@ -89,8 +89,7 @@ async def run_demo(settings: Settings) -> int:
     try:
         print(stack.banner().replace("Press Ctrl-C to stop.\n", ""), flush=True)
         # A fresh demo user each run: the monthly limit (5 per user) never blocks a rerun.
-        user_id = str(uuid.uuid4())
-        email = f"demo+{user_id[:8]}@loraflow.local"
+        user_id, email = dev_identity(str(uuid.uuid4()))
         token = issue_token(settings.jwt_secret.get_secret_value(), user_id=user_id, email=email)
         name = f"Red shirt {time.strftime('%Y-%m-%d %H:%M:%S')}"
         files = [("images", (f"view{i}.png", draw_character(i), "image/png")) for i in range(4)]
@@ -106,7 +105,11 @@ async def run_demo(settings: Settings) -> int:
                 print(f"create failed: {created.status_code} {created.text}", file=sys.stderr)
                 return 1
             lora_id = created.json()["lora_id"]
-            print(f"created LoRA {lora_id} ({name!r}) as {email}: {created.json()['message']}\n")
+            print(f"created LoRA {lora_id} ({name!r}) as {email}: {created.json()['message']}")
+            if (settings.web_dir / "index.html").is_file():
+                print(f"watch it in a browser (signs you in as {email}):")
+                print(f"  {stack.sign_in_url(user_id, f'/library/{lora_id}')}")
+            print()
             last = ""
             while True:
                 status = (await api.get(f"/api/v1/lora-models/{lora_id}/status")).json()
@@ -141,6 +144,9 @@ async def run_demo(settings: Settings) -> int:
             f"Web UI        {stack.ui_url}/namespaces/{settings.temporal_namespace}"
             f"/workflows/{train_workflow_id(lora_id)}"
         )
+        if sys.stdin.isatty() and (settings.web_dir / "index.html").is_file():
+            # The pages need the stack: keep it up until the person at the terminal is done.
+            await asyncio.to_thread(input, f"\nThe pages are at {stack.api_url}/ ; press Enter to stop. ")
         return 0 if detail["training_status"] == "completed" else 1
     finally:
         stack.stop()

@@ -89,6 +89,8 @@ class DevStack:
                 "LORAFLOW_DATA_DIR": str(self.data_dir),
                 # The dev stack's own API and worker may run on the development secret.
                 "LORAFLOW_ALLOW_DEV_SECRET": "1",
+                # ... and its API signs a browser in with a link (GET /dev/sign-in).
+                "LORAFLOW_DEV_SIGN_IN": "1",
             }
         )
         for name, *flags in (("worker", "--all"), ("api",)):
@@ -147,11 +149,23 @@ class DevStack:
             provider.terminate(pod.handle.pod_id)
             log.info("stopped", process="pod", pod_id=pod.handle.pod_id)
 
+    def sign_in_url(self, user: str = "demo", next_page: str = "/upload") -> str:
+        """The link that signs a browser in to the pages as ``user`` (the dev API's own route)."""
+        return f"{self.api_url}/dev/sign-in?user={user}&next={next_page}"
+
     def banner(self) -> str:
+        pages = (
+            f"  Pages          {self.api_url}/\n"
+            f"  Sign in        {self.sign_in_url()}   (as demo@loraflow.local)\n"
+            f"  Sign in admin  {self.sign_in_url('admin', '/admin')}&admin=true\n"
+            if (self.settings.web_dir / "index.html").is_file()
+            else "  Pages          not built: `cd frontend && npm ci && npm run build`\n"
+        )
         return (
             "\nloraflow is running\n"
             f"  API            {self.api_url}   (docs: {self.api_url}/docs)\n"
-            f"  Temporal UI    {self.ui_url}\n"
+            + pages
+            + f"  Temporal UI    {self.ui_url}\n"
             f"  Temporal gRPC  127.0.0.1:{self.temporal_port}\n"
             f"  data           {self.data_dir}\n"
             "Press Ctrl-C to stop.\n"

@@ -77,6 +77,9 @@ def test_dev_stack_stops_cleanly_and_keeps_data_across_restarts(tmp_path: Path) 
     tree = _tree(proc, data_dir)
     names = {p.name() for p in tree}
     assert {"temporal", "postgres"} <= names and len(tree) >= 4  # + worker and API
+    # The dev stack's API (and only it: tests/api/test_web.py) signs a browser in with a link.
+    sign_in = httpx.get(f"{api}/dev/sign-in", params={"user": "demo"})
+    assert sign_in.status_code == 303 and "#access_token=" in sign_in.headers["location"]
     r = httpx.post(f"{api}/api/v1/lora-models", json={"name": "Survivor"}, headers=headers)
     assert r.status_code == 201
     lora_id = r.json()["lora_id"]
