@@ -31,7 +31,7 @@ from tests.helpers.mailbox import Mailbox
 
 
 async def _assert_sources_agree(
-    temporal_env: WorkflowEnvironment, lora_id: str, from_database: dict[str, Any]
+    temporal_env: WorkflowEnvironment, http: httpx.AsyncClient, user: User, lora_id: str
 ) -> None:
     """The finished workflow's own record (its query still answers) and the database's, which
     /status serves once the workflow has ended, say the same thing."""
@@ -40,6 +40,7 @@ async def _assert_sources_agree(
     # seconds on a loaded machine): compare once the workflow has ended.
     await handle.result()
     workflow_view = await handle.query("progress", result_type=TrainingProgress)
+    from_database = (await http.get(f"/api/v1/lora-models/{lora_id}/status", headers=user.headers)).json()
     assert from_database["source"] == "database"
     assert (workflow_view.status, workflow_view.progress, workflow_view.error) == (
         from_database["training_status"],
@@ -178,7 +179,7 @@ async def test_images_in_steps_start_training_once_and_then_freeze(
         http, owner, lora_id, lambda s: s["training_status"] == "failed", timeout=120
     )
     assert final["error_message"] == "cancelled" and final["source"] == "database"
-    await _assert_sources_agree(temporal_env, lora_id, final)
+    await _assert_sources_agree(temporal_env, http, owner, lora_id)
     assert LocalProvider(worker.data_dir, base_model="unused").list_pods() == []
     assert (await http.post(cancel, headers=owner.headers)).status_code == 409
 
@@ -210,7 +211,7 @@ async def test_from_upload_to_a_completed_lora(
     )
     assert final["training_status"] == "completed", final
     assert final["progress"] == 100
-    await _assert_sources_agree(temporal_env, lora_id, final)
+    await _assert_sources_agree(temporal_env, http, user, lora_id)
     live = [s for s in seen if s["source"] == "workflow"]
     assert live and any(s["phase"] == "training" and s["total_steps"] for s in live)
     assert all(0 <= s["progress"] <= 100 for s in seen)

@@ -78,8 +78,10 @@ async def _raw_post(api_url: str, head: dict[str, str], body_parts: list[bytes])
             f"Host: {host}",
             *(f"{k}: {v}" for k, v in head.items()),
         ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await writer.drain()
+        # The server may answer and close as soon as it has the head: what it said is still read.
+        with contextlib.suppress(ConnectionError):
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            await writer.drain()
         for part in body_parts:
             if reader.at_eof():
                 break
