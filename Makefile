@@ -13,6 +13,9 @@ TORCH_SPEC ?= torch==2.13.0
 FRONTEND := frontend
 NODE_STAMP := $(FRONTEND)/node_modules/.ci-stamp
 CHROMIUM ?= /usr/bin/chromium
+# pytest processes (pytest-xdist), each with its own PostgreSQL, Temporal, API and worker: a
+# training uses one core, so two keep two cores busy.
+TEST_PROCESSES ?= 2
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,7 @@ dev: $(STAMP) frontend
 # tests (tests/e2e/) need the pages built and chromium.
 test: $(STAMP) chromium
 	$(MAKE) --no-print-directory -j2 --output-sync=target static-checks frontend-test
-	LORAFLOW_E2E=required LORAFLOW_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+	LORAFLOW_E2E=required LORAFLOW_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 static-checks: $(STAMP)
 	$(BIN)/ruff check .

@@ -86,7 +86,7 @@ let creates;
 try {
   upload = await open(user, config.baseUrl, "/upload", config.userToken);
   creates = countCreates(upload);
-  await upload.getByRole("heading", { name: "Train a character LoRA" }).waitFor();
+  await upload.getByRole("heading", { name: "Train a character LoRA", exact: true }).waitFor();
   const radio = (name) => upload.getByRole("radio", { name });
 
   await scenario("keyboard path through the radio group", async () => {
@@ -186,7 +186,7 @@ try {
 // While the LoRA trains: the library, a rating, a report, the review page, the budget refusal.
 await scenario("library: search, filters, sort, pages, detail, rating, report", async () => {
   const page = await open(user, config.baseUrl, "/library", config.userToken);
-  await page.getByRole("heading", { name: "LoRA library" }).waitFor();
+  await page.getByRole("heading", { name: "LoRA library", exact: true }).waitFor();
   await page.getByTestId("library-state").filter({ hasText: / of \d+/ }).waitFor();
   await shot(page, "library");
   await page.getByLabel("Search").fill(config.existing.name);
@@ -236,7 +236,7 @@ await scenario("library: search, filters, sort, pages, detail, rating, report", 
 
 await scenario("admin review page", async () => {
   const page = await open(admin, config.adminUrl, "/admin", config.adminToken);
-  await page.getByRole("heading", { name: "Review" }).waitFor();
+  await page.getByRole("heading", { name: "Review", exact: true }).waitFor();
   const card = page.locator(".review-card").filter({ hasText: config.existing.name });
   await card.getByText("reported by the end-to-end test").waitFor();
   await shot(page, "admin");
@@ -278,7 +278,7 @@ if (upload) {
   await scenario("train a new LoRA from the upload page: completed, with the validation", async () => {
     await upload.getByTestId("status-badge").filter({ hasText: /Completed|Failed/ }).waitFor({ timeout: TRAINING_TIMEOUT_MS });
     const badge = await upload.getByTestId("status-badge").textContent();
-    await upload.getByRole("heading", { name: "Validation" }).waitFor();
+    await upload.getByRole("heading", { name: "Validation", exact: true }).waitFor();
     await upload.locator(".validation-images img").first().waitFor();
     await upload.waitForFunction(() => [...document.querySelectorAll(".validation-images img")].every((img) => img.complete && img.naturalWidth > 0));
     await shot(upload, "upload-completed");

@@ -78,17 +78,19 @@ async def _raw_post(api_url: str, head: dict[str, str], body_parts: list[bytes])
             f"Host: {host}",
             *(f"{k}: {v}" for k, v in head.items()),
         ]
-        # The server may answer and close as soon as it has the head: what it said is still read.
+        # The status line is read while the body is sent: a server that answers and closes
+        # early resets the connection if we keep sending, and a reset can discard its answer.
+        status = asyncio.create_task(reader.readline())
         with contextlib.suppress(ConnectionError):
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             await writer.drain()
-        for part in body_parts:
-            if reader.at_eof():
-                break
-            with contextlib.suppress(ConnectionError):
+            for part in body_parts:
+                await asyncio.sleep(0)  # let the reader take an answer that has arrived
+                if status.done():
+                    break
                 writer.write(part)
                 await writer.drain()
-        return await asyncio.wait_for(reader.readline(), timeout=10)
+        return await asyncio.wait_for(status, timeout=10)
     finally:
         writer.close()
 
