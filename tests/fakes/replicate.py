@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -75,6 +76,7 @@ from loraflow.compute.replicate_api import (
     VersionRef,
     parse_cancel_after,
 )
+from loraflow.threads import default_threads
 from tests.fakes.replicate_predictions import FakePrediction, FakePredictor, SdxlInput, TrainedLora
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
@@ -341,7 +343,12 @@ class FakeReplicate:
                 "--config",
                 str(work / "config.json"),
             ]
-            training.process = subprocess.Popen(command, cwd=_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            # Its share of the cores, as a local pod gets (loraflow.threads): the suite runs two
+            # processes, and torch over every core beside another training thrashes.
+            env = {**os.environ, "OMP_NUM_THREADS": str(default_threads())}
+            training.process = subprocess.Popen(
+                command, cwd=_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
             code = training.process.wait()
         training.logs = (work / "train.log").read_text(errors="replace")[-4000:]
         if training.status != TrainingStatus.processing:

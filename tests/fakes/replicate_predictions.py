@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loraflow.compute.replicate_api import PREDICTION_TERMINAL, PredictionStatus
 from loraflow.ml.trained_tokens import TrainedTokens, split_tokens, use_trained_tokens
+from loraflow.threads import default_threads
 
 __all__ = ["FakePrediction", "FakePredictor", "SdxlInput", "TrainedLora"]
 
@@ -195,8 +196,10 @@ class FakePredictor:
 
     def _pipeline(self) -> Any:
         if self._pipe is None:
+            import torch
             from diffusers import StableDiffusionXLPipeline
 
+            torch.set_num_threads(default_threads())  # this process's share, as the worker's
             self._pipe = StableDiffusionXLPipeline.from_pretrained(self.base_model)
             self._pipe.set_progress_bar_config(disable=True)
         return self._pipe

@@ -51,6 +51,7 @@ from starlette.routing import Route
 
 from loraflow.compute.runpod_api import CreatePodRequest, ListPodsResponse, Pod, PodStatus
 from loraflow.net import free_port
+from loraflow.threads import default_threads
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 _NO_CAPACITY = "There are no longer any instances available with the requested specifications. Please refresh and try again."  # noqa: E501 - RunPod's prose
@@ -332,6 +333,9 @@ class FakeRunPod:
         env = dict(os.environ)
         env.update(pod.env)
         env.update(RUNPOD_POD_ID=pod.id, RUNPOD_API_KEY=pod.pod_key, LORAFLOW_RUNPOD_API_URL=self.url)
+        # The "GPU machine" is this one: its share of the cores, as a local pod gets
+        # (loraflow.threads); torch over every core beside another training thrashes.
+        env.setdefault("OMP_NUM_THREADS", str(default_threads()))
         if self.base_model_override:
             env["LORAFLOW_BASE_MODEL"] = self.base_model_override
         with (workdir / "agent.log").open("ab") as log:
