@@ -4,6 +4,7 @@ pages answer only at their own paths, and ``/dev/sign-in`` exists only on the de
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -39,6 +40,12 @@ def _install_pages(app: FastAPI, web_dir: Path) -> None:
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
 
 
+#: Where the sign-in link may send the browser: a path on this site. Browsers drop tabs and
+#: newlines from URLs, so "/\t/evil.example" would become "//evil.example" (another site, with
+#: the token in its fragment): only plain path characters pass.
+_LOCAL_PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~-]*")
+
+
 def _install_dev_sign_in(app: FastAPI, settings: Settings) -> None:
     if not settings.uses_dev_secret:
         raise RuntimeError("LORAFLOW_DEV_SIGN_IN runs only on the development JWT secret (`loraflow dev`)")
@@ -61,7 +68,7 @@ def _install_dev_sign_in(app: FastAPI, settings: Settings) -> None:
             ttl_seconds=DEV_TOKEN_TTL_S,
             app_metadata={"role": "admin"} if admin else None,
         )
-        if not next.startswith("/") or next.startswith("//") or "\\" in next:
+        if not _LOCAL_PATH.fullmatch(next):
             next = "/upload"
         # The token travels in the fragment, as Supabase Auth's implicit-flow redirect does: the
         # browser never sends it to a server, and the page takes it from there.
