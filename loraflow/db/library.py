@@ -193,25 +193,6 @@ async def list_page_json(
 ) -> str:
     """One page of the public library, as the API's ``LoraList`` JSON: built by PostgreSQL in the
     query that finds the page (as PostgREST does), so no row passes through Python objects."""
-    query, params = page_json_query(
-        status=status, search=search, sort=sort, limit=limit, offset=offset, narrow=narrow, viewer=viewer
-    )
-    row = await (await conn.execute(query, params)).fetchone()
-    assert row is not None
-    return str(row["body"])
-
-
-def page_json_query(
-    *,
-    status: TrainingStatus | None,
-    search: str | None,
-    sort: Sort,
-    limit: int,
-    offset: int,
-    narrow: LibraryFilter | None = None,
-    viewer: uuid.UUID | None = None,
-) -> tuple[sql.Composed, list[Any]]:
-    """``list_page_json``'s SQL and parameters (``benchmarks/api_list.py`` runs it directly)."""
     page, params, count, count_params = page_query(status=status, search=search, sort=sort, narrow=narrow)
     query = sql.SQL(
         "SELECT json_build_object("
@@ -222,7 +203,11 @@ def page_json_query(
         "'pagination', json_build_object('total', ({count}), 'limit', %s::int, 'offset', %s::int)"
         ")::text AS body"
     ).format(item=sql.SQL(_ITEM_JSON), order=sql.SQL(_ORDER_BY[sort]), page=page, count=count)
-    return query, [*params, limit, offset, viewer, *count_params, limit, offset]
+    row = await (
+        await conn.execute(query, [*params, limit, offset, viewer, *count_params, limit, offset])
+    ).fetchone()
+    assert row is not None
+    return str(row["body"])
 
 
 async def get_lora(
