@@ -78,6 +78,7 @@ def build_provider(settings: Settings, base_model: str) -> ComputeProvider:
             price_per_hour=settings.local_price_per_hour,
             agent_idle_s=settings.agent_idle_s,
             max_pod_s=settings.max_training_s,
+            latency_s=settings.local_provider_latency_s,
         )
     if settings.compute_provider == "runpod":
         from loraflow.compute.runpod import RunPodConfig, RunPodProvider

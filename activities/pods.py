@@ -168,7 +168,7 @@ class PodActivities:
 
     @activity.defn(name="run_training")
     def run_training(self, request: RunTrainingInput) -> None:
-        with self._reaching(request.pod) as agent:
+        with self._reaching(request.pod) as agent, heartbeating("starting training"):
             train = wire.TrainRequest(run_id=request.run_id, params=request.params)
             raise_for_agent(agent.post(wire.TRAIN_PATH, json=dataclasses.asdict(train)))
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeats import beating
+from activities.heartbeats import beating, heartbeating
 from loraflow.compute.replicate import ReplicateTrainer, billed_seconds, end_reason
 from loraflow.compute.replicate_api import Training, TrainingStatus
 from loraflow.contracts.lora_training import (
@@ -89,15 +89,18 @@ class ReplicateActivities:
     def replicate_start(self, request: ReplicateStartInput) -> ReplicateTrainingHandle:
         """Zip the dataset (deterministically: a retry writes the same bytes), start the
         training (or find the one a lost attempt started), and record its id at once."""
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
-            for index, key in enumerate(request.dataset):
-                info = zipfile.ZipInfo(f"{index}.png", date_time=(2020, 1, 1, 0, 0, 0))
-                z.writestr(info, b"".join(self._storage.get(key)))
-        zip_key = replicate_dataset_key(request.lora_id)
-        self._storage.put(zip_key, [archive.getvalue()])
-        # A new signature each attempt: the trainer finds an earlier training by the path.
-        training_id = _provider_call(self._trainer.start, self._storage.url(zip_key), request.params)
+        # Reading the dataset, storing its zip and Replicate's answer can take minutes: beats, so
+        # a worker lost meanwhile is noticed at the heartbeat timeout, not the start-to-close.
+        with heartbeating("starting"):
+            archive = io.BytesIO()
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+                for index, key in enumerate(request.dataset):
+                    info = zipfile.ZipInfo(f"{index}.png", date_time=(2020, 1, 1, 0, 0, 0))
+                    z.writestr(info, b"".join(self._storage.get(key)))
+            zip_key = replicate_dataset_key(request.lora_id)
+            self._storage.put(zip_key, [archive.getvalue()])
+            # A new signature each attempt: the trainer finds an earlier training by the path.
+            training_id = _provider_call(self._trainer.start, self._storage.url(zip_key), request.params)
         training = ReplicateTrainingHandle(training_id, self._trainer.price_per_hour, time.time())
         with self._pool.connection() as conn:
             conn.execute(
@@ -166,7 +169,8 @@ class ReplicateActivities:
         billed."""
         training = request.training
         try:
-            current = self._trainer.cancel(training.training_id)
+            with heartbeating("cancelling"):
+                current = self._trainer.cancel(training.training_id)
         except ProviderNotFound:
             log.warning("replicate_training_unknown", training_id=training.training_id)
             return MachineReleased(billed_s=0.0)  # nothing there to bill

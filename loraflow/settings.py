@@ -179,6 +179,21 @@ class Settings(BaseSettings):
         description="Local storage writes at most this many bytes/s, like a remote store's link: for "
         "fault drills (a worker killed mid-download or mid-store on a small LoRA). Off by default.",
     )
+    local_storage_latency_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Each local storage read or write waits this many seconds first, like a remote "
+        "store's round trip: for fault drills (a worker killed mid-upload of a few small images). "
+        "Off by default.",
+    )
+    local_provider_latency_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Creating or terminating a local pod takes this many seconds more, like a cloud "
+        "provider's API call: for fault drills (a worker killed mid-create or mid-cleanup). Off by default.",
+    )
     min_image_side: int = Field(
         default=256, ge=64, description="Shortest side a character image may have, px."
     )

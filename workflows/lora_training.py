@@ -314,6 +314,7 @@ class TrainLoraWorkflow:
             PodActivities.run_training,
             RunTrainingInput(pod, workflow.info().workflow_id, request.params),
             start_to_close_timeout=timedelta(minutes=1),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
         self._set(phase="training")
@@ -369,6 +370,7 @@ class TrainLoraWorkflow:
             ReplicateActivities.replicate_start,
             ReplicateStartInput(request.lora_id, workflow.info().workflow_id, dataset, request.params),
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
         self._set(pod_id=training.recorded_id, phase="training")
@@ -411,6 +413,7 @@ class TrainLoraWorkflow:
                 ReplicateActivities.replicate_cancel,
                 ReplicateCancelInput(machine),
                 start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=_FOREVER,
             )
         else:
@@ -554,7 +557,9 @@ class TrainLoraWorkflow:
         await workflow.execute_activity_method(
             LibraryActivities.record_outcome,
             RecordOutcomeInput(workflow.info().workflow_id, outcome),
-            start_to_close_timeout=timedelta(minutes=1),
+            # One short transaction: a worker lost in it is noticed (and the write retried) at
+            # this timeout, so it stays well under the minute a lost activity may take.
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_FOREVER,
         )
         self._set(

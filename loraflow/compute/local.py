@@ -47,7 +47,10 @@ class LocalProvider:
         agent_idle_s: float = 900.0,
         max_pod_s: float = 3 * 3600.0,
         threads_per_pod: int | None = None,
+        latency_s: float = 0.0,
     ) -> None:
+        """``latency_s``: how much longer each create and terminate takes, like a cloud
+        provider's API call (``LORAFLOW_LOCAL_PROVIDER_LATENCY_S``), for fault drills."""
         self._dir = data_dir.resolve() / "pods"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._base_model = base_model
@@ -55,6 +58,7 @@ class LocalProvider:
         self._agent_idle_s = agent_idle_s
         self._max_pod_s = max_pod_s
         self._threads = threads_per_pod or default_threads()
+        self._latency_s = latency_s
 
     # -- interface ----------------------------------------------------------------------
 
@@ -79,7 +83,9 @@ class LocalProvider:
             if not self._alive(record):
                 record["pid"] = self._spawn(record)  # like a pod whose container restarts
                 self._write(record)
-            return self._pod(record)
+        # The pod exists before its creator hears so: a caller lost now must find it by name.
+        time.sleep(self._latency_s)
+        return self._pod(record)
 
     def describe(self, pod_id: str) -> PodState:
         record = self._by_id(pod_id)
@@ -89,6 +95,7 @@ class LocalProvider:
         return self._pod(record)
 
     def terminate(self, pod_id: str) -> None:
+        time.sleep(self._latency_s)  # the request on its way
         with self._locked():
             record = self._by_id(pod_id)
             if record is None or record["terminated"]:

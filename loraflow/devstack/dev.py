@@ -29,6 +29,7 @@ class DevStack:
     settings: Settings
     _pg_server: Any = None
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _env: dict[str, str] = field(default_factory=dict)  # the children's environment
     database_url: str = ""
 
     @property
@@ -93,13 +94,28 @@ class DevStack:
                 "LORAFLOW_DEV_SIGN_IN": "1",
             }
         )
-        for name, *flags in (("worker", "--all"), ("api",)):
-            self._children[name] = subprocess.Popen(
-                [sys.executable, "-m", "loraflow.cli", name, *flags],
-                env=env,
-                preexec_fn=embedded.die_with_parent,
-            )
+        self._env = env
+        self.start_worker()
+        self._children["api"] = self._start_child("api")
         await self._wait_for_api()
+
+    def _start_child(self, name: str, *flags: str, **env: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "loraflow.cli", name, *flags],
+            env={**self._env, **env},
+            preexec_fn=embedded.die_with_parent,
+        )
+
+    def start_worker(self, **env: str) -> None:
+        """Start the worker (both task queues); ``env`` adds settings to the stack's, e.g. the
+        fault drills' pacing (``benchmarks/worker_kills.py`` kills it and starts it again)."""
+        self._children["worker"] = self._start_child("worker", "--all", **env)
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker, as a machine lost: no shutdown, no goodbye to Temporal."""
+        worker = self._children.pop("worker")
+        worker.kill()
+        worker.wait()
 
     async def _wait_for_api(self, timeout: float = 60.0) -> None:
         import httpx

@@ -31,6 +31,7 @@ def build_storage(settings: Settings) -> Storage:
             served_at=settings.public_base_url,
             signing_key=settings.file_signing_key(),
             write_bps=settings.local_storage_write_bps,
+            latency_s=settings.local_storage_latency_s,
         )
     if settings.storage == "supabase":
         from loraflow.storage.supabase import SupabaseStorage

@@ -43,12 +43,15 @@ class LocalStorage:
         signing_key: bytes | None = None,
         url_ttl_s: int = 7 * 24 * 3600,
         write_bps: int | None = None,
+        latency_s: float = 0.0,
     ) -> None:
         """``served_at``: the API's public base URL, which serves these objects; without it
         (tools, tests of storage alone) ``url`` is the file's own ``file://`` URI. ``write_bps``
-        emulates a remote store's link (bytes/s; ``LORAFLOW_LOCAL_STORAGE_WRITE_BPS``), so fault
-        drills can kill a worker mid-download or mid-store on a LoRA of a few hundred KB."""
+        and ``latency_s`` emulate a remote store (its link's bytes/s and each request's round trip;
+        ``LORAFLOW_LOCAL_STORAGE_WRITE_BPS``, ``_LATENCY_S``), so fault drills can kill a worker
+        mid-transfer of a few small files."""
         self._write_bps = write_bps
+        self._latency_s = latency_s
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._served_at = served_at.rstrip("/") if served_at else None
@@ -72,6 +75,7 @@ class LocalStorage:
     def put(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        time.sleep(self._latency_s)  # the emulated round trip, not a wait for an event
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
@@ -102,6 +106,7 @@ class LocalStorage:
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
         with f:
+            time.sleep(self._latency_s)  # the emulated round trip, not a wait for an event
             while chunk := f.read(chunk_size):
                 yield chunk
 

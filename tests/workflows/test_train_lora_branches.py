@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
@@ -97,6 +98,41 @@ async def test_a_training_ends_its_pod_before_storing_and_completes(
     assert commands.count("start_child_workflow_execution_initiated") == 1
     webhook = max(i for i, kind in enumerate(commands) if kind == "activity_task_scheduled")  # the last
     assert commands.index("start_child_workflow_execution_initiated") < webhook
+
+
+#: A worker killed mid-activity must not hold a training for more than a minute: each activity it
+#: can lose is noticed (its heartbeat or start-to-close timeout) within this, then retried.
+LOST_ACTIVITY_NOTICED_WITHIN = timedelta(seconds=30)
+
+
+async def test_every_activity_a_killed_worker_can_lose_is_noticed_within_half_a_minute(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """From the histories of a training on a pod and one on Replicate: no activity waits out a
+    long start-to-close timeout (run_training and record_outcome took 60 s, replicate_start 10
+    minutes) before it is retried; the kill tests measure the real recovery per phase."""
+    noticed_after: dict[str, timedelta] = {}
+    for script, overrides in (
+        (TrainingScript(), {}),
+        (TrainingScript(gpus_exhausted=True), {"replicate_fallback": True}),
+    ):
+        async with _scripted_worker(temporal_env.client, ScriptedActivities(script)) as queue:
+            handle = await _start(temporal_env.client, queue, **overrides)
+            assert (await handle.result()).status == TrainingStatus.COMPLETED
+        for event in (await handle.fetch_history()).events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled = event.activity_task_scheduled_event_attributes
+                timeouts = [scheduled.heartbeat_timeout, scheduled.start_to_close_timeout]
+                noticed_after[scheduled.activity_type.name] = min(
+                    t.ToTimedelta() for t in timeouts if t.ToTimedelta() > timedelta(0)
+                )
+    every_phase = {"prepare_dataset", "create_pod", "wait_pod_ready", "upload_images", "run_training",
+                   "poll_training", "validate_on_pod", "download_artifact", "cleanup_pod", "store_lora",
+                   "record_outcome", "replicate_start", "replicate_poll", "validate_on_replicate",
+                   "replicate_download", "replicate_cancel"}  # fmt: skip
+    assert every_phase <= set(noticed_after)
+    slow = {name: after for name, after in noticed_after.items() if after > LOST_ACTIVITY_NOTICED_WITHIN}
+    assert not slow, slow
 
 
 @pytest.mark.records_history
