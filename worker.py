@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -399,6 +400,10 @@ async def run_worker(
 def main(roles: frozenset[str] = frozenset({TRAINING_ROLE})) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    try:  # here as well as in `loraflow worker`: `python worker.py` starts it too
+        settings.refuse_dev_secret()
+    except RuntimeError as exc:
+        sys.exit(f"worker: {exc}")
 
     async def _run() -> None:
         stop = asyncio.Event()

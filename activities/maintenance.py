@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import activity
 
+from activities.heartbeats import heartbeating
 from loraflow.contracts.maintenance import (
     PurgedValidationImages,
     PurgeValidationImagesInput,
@@ -61,7 +62,7 @@ class MaintenanceActivities:
     def refresh_trending(self, request: RefreshTrendingInput) -> RefreshedTrending:
         """Take uses older than 30 days off ``uses_30d`` (a use adds itself at once; sql/0012).
         One statement: a retry recounts from scratch."""
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, heartbeating("recounting"):
             row = conn.execute("SELECT lora_trending_refresh()").fetchone()
         changed = int(row[0]) if row else 0
         log.info("trending_refreshed", loras=changed)

@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here as well as in `loraflow api`: `uvicorn --factory api.app:create_app` starts it too.
+        settings.refuse_dev_secret()
         app.state.image_limiter = anyio.CapacityLimiter(settings.image_check_threads)
         await app.state.pool.open(wait=False)
         await app.state.events.start()

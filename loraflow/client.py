@@ -169,5 +169,8 @@ async def plan_clip(request: ClipRequest, *, task_queue: str = DEFAULT_GPU_TASK_
         task_queue=task_queue,
         result_type=ClipPlan,
         start_to_close_timeout=timedelta(minutes=10),
+        # The activity beats while it plans (a keyframe on the GPU can take a while): a worker
+        # lost meanwhile is noticed in seconds, not at the 10 minutes.
+        heartbeat_timeout=timedelta(seconds=30),
         retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5),
     )

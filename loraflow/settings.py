@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     jwt_secret: SecretStr = Field(
         default=SecretStr(DEV_JWT_SECRET),
-        description="Supabase project's JWT secret (HS256).",
+        description="Supabase project's JWT secret (HS256; at least 32 characters).",
     )
     #: Only ``loraflow dev``/``demo`` (and the test suite) set this: with the built-in development
     #: secret anyone can mint any user's token, ``service_role`` included.
@@ -300,6 +300,17 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------
     log_level: LogLevel = "INFO"
     log_json: bool = False
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # An empty or short HS256 secret is guessed (an empty one verifies a token anyone signs
+        # with the empty key); Supabase's are 40 characters or more.
+        if len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "LORAFLOW_JWT_SECRET must be at least 32 characters (your Supabase project's JWT secret)"
+            )
+        return value
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
@@ -24,6 +25,7 @@ from loraflow.db import create_pool, migrate
 from loraflow.devstack import embedded
 from loraflow.settings import DEV_JWT_SECRET, Settings
 from tests.helpers.mailbox import Mailbox, smtp_server
+from tests.helpers.sql_roles import SUPABASE_DEFAULT_PRIVILEGES
 from training_scripts.tiny_model import ensure_tiny_sdxl
 
 JWT_SECRET = DEV_JWT_SECRET
@@ -37,6 +39,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server, dsn = embedded.start_postgres(tmp_path_factory.mktemp("pg") / "pgdata")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SUPABASE_DEFAULT_PRIVILEGES)
     migrate(dsn, Settings().sql_dir, monthly_limit=5)
     yield dsn
     server.cleanup()
@@ -76,6 +80,7 @@ def settings(pg_dsn: str, temporal_address: str, data_dir: Path, smtp: tuple[str
         temporal_address=temporal_address,
         data_dir=data_dir,
         monthly_limit=5,
+        allow_dev_secret=True,  # the suite is a dev stack: its tokens are minted with that secret
         api_port=net.free_port(),  # the session's API listens here: storage URLs point at it
         smtp_url=smtp[0],
         smtp_from="loraflow tests <noreply@loraflow.test>",

@@ -22,6 +22,7 @@ class RefreshTrendingWorkflow:
             MaintenanceActivities.refresh_trending,
             request,
             start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=1),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=10),
         )
         return refreshed.loras

@@ -61,6 +61,7 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/lora-models", tags=["lora-models"])
 T = TypeVar("T")
 
+TRAINING_SERVICE_DOWN = "the training service is not answering; please try again in a minute"
 CREATED_WAITING = (
     "LoRA created; upload 3-10 character images to POST /api/v1/lora-models/{id}/images to train it."
 )
@@ -220,7 +221,9 @@ async def _temporal_call(pool: AsyncConnectionPool, lora_id: str, call: Callable
     except (TemporalUnavailable, RPCError) as exc:
         async with as_service(pool) as conn:
             await library.mark_failed(conn, lora_id, "training could not be started; please try again")
-        raise ApiError(503, "unavailable", f"training could not be started: {exc}") from exc
+        # The cause names internal addresses: it goes to the log, the caller gets the outcome.
+        log.error("temporal_unavailable", lora_id=lora_id, error=str(exc))
+        raise ApiError(503, "unavailable", TRAINING_SERVICE_DOWN) from exc
 
 
 @router.post(
@@ -366,7 +369,8 @@ async def cancel_lora_training(
     try:
         client = await temporal.client()
     except TemporalUnavailable as exc:
-        raise ApiError(503, "unavailable", str(exc)) from exc
+        log.error("temporal_unavailable", lora_id=str(lora_id), error=str(exc))
+        raise ApiError(503, "unavailable", TRAINING_SERVICE_DOWN) from exc
     if not await training_client.cancel_training(client, str(lora_id)):
         async with as_service(pool) as conn:
             await library.mark_failed(conn, str(lora_id), "cancelled")

@@ -13,7 +13,22 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["as_anon", "as_user", "user_claims"]
+__all__ = ["SUPABASE_DEFAULT_PRIVILEGES", "as_anon", "as_user", "user_claims"]
+
+#: What a Supabase project grants before any migration runs: the API roles exist, and every table,
+#: sequence and function the migrating role creates in ``public`` is granted to ``anon`` and
+#: ``authenticated`` in full unless a migration revokes it (Supabase's default privileges for
+#: ``postgres``). The suite's database starts this way, so a migration that forgets a REVOKE
+#: fails the tests here as it would leave a door open there.
+SUPABASE_DEFAULT_PRIVILEGES = """
+CREATE ROLE anon NOLOGIN NOINHERIT;
+CREATE ROLE authenticated NOLOGIN NOINHERIT;
+CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+"""
 
 
 def user_claims(user_id: str | None = None) -> dict[str, Any]:

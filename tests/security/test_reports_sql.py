@@ -50,8 +50,20 @@ async def test_a_hidden_lora_is_visible_to_its_creator_alone(pool: AsyncConnecti
         await conn.execute(
             "UPDATE lora_models SET hidden_at = now(), hidden_reason = 'review' WHERE id = %s", [lora_id]
         )
-    query = "SELECT id FROM lora_models WHERE id = %s"
-    async with as_user(pool, user_claims()) as conn:
-        assert await (await conn.execute(query, [lora_id])).fetchone() is None
-    async with as_user(pool, user_claims(owner)) as conn:
-        assert await (await conn.execute(query, [lora_id])).fetchone() is not None
+        await conn.execute("SELECT lora_emit(%s, 'status', '{\"status\": \"completed\"}')", [lora_id])
+    admin = {**user_claims(), "app_metadata": {"role": "admin"}}
+    # Every door a client has to a LoRA: the table, the library view (it joins auth.users with
+    # its owner's rights, so the table's RLS did not apply through it) and the event stream.
+    doors = [
+        "SELECT id FROM lora_models WHERE id = %s",
+        "SELECT id FROM lora_library WHERE id = %s",
+        "SELECT id FROM lora_events WHERE lora_model_id = %s",
+    ]
+    for claims, sees in ((user_claims(), False), (user_claims(owner), True), (admin, True)):
+        for query in doors:
+            async with as_user(pool, claims) as conn:
+                seen = await (await conn.execute(query, [lora_id])).fetchone()
+            assert (seen is not None) == sees, (query, claims["sub"] == owner)
+    async with as_user(pool, user_claims()) as conn:  # nor by listing what is hidden
+        listed = await conn.execute("SELECT count(*) AS n FROM lora_library WHERE hidden_at IS NOT NULL")
+        assert (await listed.fetchone())["n"] == 0

@@ -41,6 +41,78 @@ async def test_every_function_a_client_can_call_says_why(pool: AsyncConnectionPo
     }
 
 
+#: Every privilege a client role holds on a table, view or sequence, and so every door a Supabase
+#: client has to the data (RLS then picks the rows). The suite's database starts with Supabase's
+#: default privileges (everything a migration creates is granted to anon and authenticated), so
+#: a table, view or sequence a migration forgets to revoke shows up here.
+CLIENT_PRIVILEGES = {
+    ("lora_events", "authenticated", "SELECT"),  # RLS: the events of LoRAs the caller can see
+    ("lora_library", "authenticated", "SELECT"),  # the view applies the hidden rule itself
+    ("lora_library_counts", "authenticated", "SELECT"),
+    ("lora_models", "authenticated", "SELECT"),  # RLS: visible LoRAs and one's own
+    ("lora_models", "authenticated", "INSERT"),  # (user_id, name, description) only
+    ("lora_models", "authenticated", "UPDATE"),  # (name, description) of one's own
+    ("lora_moderation_log", "authenticated", "SELECT"),  # RLS: admins
+    ("lora_ratings", "authenticated", "SELECT"),
+    ("lora_ratings", "authenticated", "INSERT"),  # RLS: as oneself
+    ("lora_ratings", "authenticated", "UPDATE"),
+    ("lora_ratings", "authenticated", "DELETE"),
+    ("lora_reports", "authenticated", "SELECT"),  # RLS: one's own; admins all
+    ("lora_reports", "authenticated", "INSERT"),
+    ("lora_reports_id_seq", "authenticated", "USAGE"),  # a report's id
+    ("lora_training_jobs", "authenticated", "SELECT"),
+    ("user_training_limits", "authenticated", "SELECT"),  # RLS: one's own
+}
+
+
+async def test_every_privilege_a_client_holds_on_data_is_listed(pool: AsyncConnectionPool) -> None:
+    """Tables, views and sequences in ``public`` and ``auth``, table- or column-level: nothing
+    beyond CLIENT_PRIVILEGES (``jobs`` is the video platform's own table; 0001 only stands in
+    for it where it is missing)."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """SELECT c.relname AS relation, r.role, p.privilege
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+                          unnest(%s::text[]) AS r(role),
+                          unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
+                                       'REFERENCES', 'TRIGGER', 'USAGE']) AS p(privilege)
+                    WHERE n.nspname IN ('public', 'auth') AND c.relname <> 'jobs'
+                      AND CASE
+                            WHEN c.relkind = 'S' THEN p.privilege IN ('SELECT', 'UPDATE', 'USAGE')
+                                 AND has_sequence_privilege(r.role, c.oid, p.privilege)
+                            WHEN c.relkind IN ('r', 'v', 'm', 'p', 'f') THEN CASE
+                                 WHEN p.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+                                   THEN has_any_column_privilege(r.role, c.oid, p.privilege)
+                                 WHEN p.privilege = 'USAGE' THEN false
+                                 ELSE has_table_privilege(r.role, c.oid, p.privilege) END
+                            ELSE false END""",
+                [list(CLIENT_ROLES)],
+            )
+        ).fetchall()
+    held = {(row["relation"], row["role"], row["privilege"]) for row in rows}
+    assert held - CLIENT_PRIVILEGES == set()  # a door nobody meant to open
+    assert CLIENT_PRIVILEGES - held == set()  # the list is what the database says
+
+
+async def test_clients_cannot_empty_the_event_log_or_touch_the_migrations(
+    pool: AsyncConnectionPool,
+) -> None:
+    """What Supabase's default privileges left open before 0014 (TRUNCATE ignores RLS)."""
+    attacks = [
+        "TRUNCATE lora_events",
+        "TRUNCATE lora_usages",
+        "SELECT setval('lora_events_id_seq', 9223372036854775807)",
+        "DELETE FROM loraflow_migrations",
+        "SELECT * FROM budget_alerts",
+    ]
+    for attack in attacks:
+        for door in (as_anon(pool), as_user(pool, user_claims())):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                async with door as conn:
+                    await conn.execute(attack)
+
+
 async def test_anon_cannot_forge_a_lora_event(pool: AsyncConnectionPool) -> None:
     """lora_emit was SECURITY DEFINER and callable by PUBLIC: anyone could push a forged
     "completed, storage_url=..." into any LoRA's stream, replayed to every later viewer."""
