@@ -32,10 +32,11 @@ def _check_text(value: str, *, allow_newlines: bool) -> str:
 
 
 #: Characters that show nothing: a name made only of these looks empty in the library. The same
-#: set as the database's CHECK (sql/0007_client_surface.sql).
+#: set as the database's CHECK (sql/0015_invisible_names.sql).
 _INVISIBLE = re.compile(
-    "[\\s\u00a0\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u2000-\u200f\u2028-\u202f"
-    "\u205f-\u206f\u2800\u3000\u3164\ufeff\uffa0]"
+    "[\\s\u00a0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2000-\u200f"
+    "\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
 )
 
 

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from loraflow.settings import Settings
 from loraflow.storage.local import LocalStorage
 from tests.conftest import User
 from tests.helpers.loras import character_png
+from tests.security.test_sql_surface import INVISIBLE_NAMES
 
 
 def _forged_jpeg() -> bytes:
@@ -127,3 +129,12 @@ async def test_a_flood_of_validation_errors_gets_a_short_answer(
     assert r.status_code == 400
     details = r.json()["error"]["details"]
     assert 1 <= len(details) <= 20 and len(r.content) < 10_000
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
+async def test_a_name_that_shows_nothing_is_refused_by_the_api(
+    http: httpx.AsyncClient, make_user: Callable[..., User], name: str
+) -> None:
+    r = await http.post("/api/v1/lora-models", json={"name": name}, headers=make_user().headers)
+    assert r.status_code == 400, r.text
+    assert "visible character" in r.text

@@ -163,10 +163,30 @@ async def test_a_client_insert_chooses_only_name_and_description(
         )
 
 
+#: Names that show nothing, made of characters the first CHECK (sql/0007) let through.
+INVISIBLE_NAMES = {
+    "variation-selector": "\ufe0f",
+    "variation-selector-supplement": "\U000e0100",
+    "tag-characters": "\U000e0041\U000e0042",
+    "arabic-letter-mark": "\u061c",
+    "mongolian-selector": "\u180b",
+    "interlinear-annotation": "\ufff9\ufffb",
+    "musical-format": "\U0001d173",
+}
+
+
 @pytest.mark.parametrize(
     "name",
-    ["\u200b\u200b", "\u3164", " padded ", "x" * 256, "tab\there", "\u2800"],
-    ids=["zero-width", "hangul-filler", "untrimmed", "too-long", "control", "braille-blank"],
+    ["\u200b\u200b", "\u3164", " padded ", "x" * 256, "tab\there", "\u2800", *INVISIBLE_NAMES.values()],
+    ids=[
+        "zero-width",
+        "hangul-filler",
+        "untrimmed",
+        "too-long",
+        "control",
+        "braille-blank",
+        *INVISIBLE_NAMES,
+    ],
 )
 async def test_names_the_api_refuses_are_refused_by_the_database_too(
     pool: AsyncConnectionPool, name: str
