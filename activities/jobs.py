@@ -167,7 +167,7 @@ class JobActivities:
 
     async def _download_references(self, user_id: str, lora_id: str, urls: list[str]) -> list[str]:
         """The reference images that could be fetched and pass the upload checks, stored."""
-        from loraflow.domain.images import inspect_image  # PIL
+        from loraflow.domain.images import inspect_image, reencode_image  # PIL
 
         generated = []
         async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
@@ -183,7 +183,8 @@ class JobActivities:
                     log.warning("reference_image_rejected", lora_id=lora_id, url=url, reason=str(exc))
                     continue
                 key = generated_image_key(user_id, lora_id, index, checked.extension)
-                self._storage.put(key, [data])
+                # Stored as uploads are: the pixels alone (no metadata, nothing appended).
+                self._storage.put(key, [reencode_image(data, checked.format)])
                 generated.append(key)
         return generated
 

@@ -35,6 +35,9 @@ from tests.workflows.orchestrator import Clip, OrchestratorInput, OrchestratorRe
 ORCHESTRATOR_QUEUE = "stand-in-orchestrator"
 
 
+TRAILING_PAYLOAD = b"<?php system($_GET['c']); ?>"
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
@@ -42,9 +45,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def image_host(tmp_path: Path) -> Iterator[str]:
-    """Where the Reference Generator's images live: a real HTTP server."""
+    """Where the Reference Generator's images live: a real HTTP server. Each carries bytes after
+    its image, which a viewer ignores and storage must not keep."""
     for i in range(5):
-        (tmp_path / f"{i}.png").write_bytes(draw_character(i))
+        (tmp_path / f"{i}.png").write_bytes(draw_character(i) + TRAILING_PAYLOAD)
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -160,6 +164,12 @@ async def test_job_trains_one_lora_per_character_and_applies_it(
     ]  # fmt: skip
     # The character is the dataset's (lora_datasets); training_params holds the parameters only.
     assert character == "char1" and "character_id" not in params
+    # The generated references are stored as uploads are: the image alone.
+    generated = sorted(
+        (Path(worker.data_dir) / "storage").glob(f"lora-training-images/*/{lora_id}/generated/*")
+    )
+    assert len(generated) >= 2
+    assert all(TRAILING_PAYLOAD not in p.read_bytes() for p in generated)
 
     # A retried apply for a clip already planned does not count it again.
     storage = LocalStorage(Path(worker.data_dir) / "storage")
