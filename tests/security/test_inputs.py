@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,3 +139,36 @@ async def test_a_name_that_shows_nothing_is_refused_by_the_api(
     r = await http.post("/api/v1/lora-models", json={"name": name}, headers=make_user().headers)
     assert r.status_code == 400, r.text
     assert "visible character" in r.text
+
+
+def _flat_png(side: int, shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (shade, 120, 200)).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+async def test_large_images_are_checked_off_the_event_loop(
+    http: httpx.AsyncClient, make_user: Callable[[], User]
+) -> None:
+    """Two 40 MP PNGs of a few KB each cost seconds to decode and re-encode; meanwhile the API
+    answers other requests at once (before, one upload of ten froze every request for ~5 s).
+    Two images: stored, and too few to start a training."""
+    user = make_user()
+    created = await http.post("/api/v1/lora-models", json={"name": "large"}, headers=user.headers)
+    pngs = [_flat_png(6300, shade) for shade in (10, 20)]
+    upload = asyncio.ensure_future(
+        http.post(
+            f"/api/v1/lora-models/{created.json()['lora_id']}/images",
+            files=[("images", (f"{i}.png", png, "image/png")) for i, png in enumerate(pngs)],
+            headers=user.headers,
+        )
+    )
+    waits = []
+    while not upload.done():
+        started = time.perf_counter()
+        assert (await http.get("/healthz")).status_code == 200
+        waits.append(time.perf_counter() - started)
+    r = await upload
+    assert r.status_code == 200, r.text
+    assert max(waits) < 1.0, sorted(waits)[-5:]  # on the event loop: one wait of ~4.6 s
+    assert len(waits) >= 10  # the upload lasted long enough to be probed while it ran
