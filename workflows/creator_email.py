@@ -36,7 +36,7 @@ class CreatorEmailWorkflow:
         return await workflow.execute_activity_method(
             MailActivities.send_outcome_email,
             request,
-            start_to_close_timeout=timedelta(minutes=2),
+            start_to_close_timeout=timedelta(minutes=1),
             schedule_to_close_timeout=RETRY_FOR,
             retry_policy=RETRY,
         )

@@ -96,6 +96,9 @@ POLL_WAIT_S = 10.0
 #: Every activity that can outlast a few seconds heartbeats (activities/heartbeats.py): a worker
 #: killed mid-activity is noticed after this long, and the attempt retried on another worker.
 HEARTBEAT = timedelta(seconds=15)
+#: How long the download of the trained LoRA may take over all its attempts (an SDXL LoRA is
+#: ~100-200 MB: minutes even over a slow link); then the training fails and the pod is ended.
+DOWNLOAD_LIMIT = timedelta(minutes=10)
 #: ``LoraProgress`` moves in steps of this many percent.
 PROGRESS_STEP = 10
 
@@ -336,7 +339,10 @@ class TrainLoraWorkflow:
         return await workflow.execute_activity_method(
             PodActivities.download_artifact,
             download,
-            start_to_close_timeout=timedelta(minutes=10),
+            # The pod bills until cleanup, which waits for this: a download that trickles (it
+            # beats, so it never stalls) holds it at most DOWNLOAD_LIMIT over every attempt.
+            start_to_close_timeout=timedelta(minutes=5),
+            schedule_to_close_timeout=DOWNLOAD_LIMIT,
             heartbeat_timeout=HEARTBEAT,
             retry_policy=_QUICK,
         )
