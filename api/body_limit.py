@@ -4,6 +4,7 @@ must not take the API's memory with it. Pure ASGI, so it sees the body as it str
 
 from __future__ import annotations
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
@@ -17,8 +18,28 @@ JSON_BODY_MAX = 64 * 1024
 MULTIPART_BODY_MAX = (limits.MAX_IMAGES + 1) * limits.MAX_IMAGE_BYTES + 1024 * 1024
 
 
+#: After a streamed body passes its limit, up to this much more of it is read and dropped (for
+#: up to DRAIN_S) before the 413 goes out: a client still sending when the server answers and
+#: closes gets a connection reset, and a reset can discard the answer it was about to read. Past
+#: either bound the answer goes out anyway: a body that never ends costs at most this much.
+DRAIN_MAX = 4 * 1024 * 1024
+DRAIN_S = 2.0
+
+
 class _TooLarge(Exception):
     pass
+
+
+async def _drain(receive: Receive) -> None:
+    drained = 0
+    with anyio.move_on_after(DRAIN_S):
+        while drained <= DRAIN_MAX:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 def _limit_for(scope: Scope) -> int:
@@ -66,6 +87,7 @@ class BodySizeLimit:
         except _TooLarge:
             if started:  # too late to answer; the connection ends
                 raise
+            await _drain(receive)
             await self._refuse(scope, receive, send, limit)
 
     @staticmethod

@@ -10,7 +10,8 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from loraflow.db import as_service
-from tests.conftest import User
+from tests.api.test_admin import _queued
+from tests.conftest import NEW_ACCOUNTS_COUNT, User
 from tests.helpers.loras import mark_completed, new_lora
 
 
@@ -90,3 +91,52 @@ async def test_reports_from_three_users_hide_a_lora_from_all_but_its_creator(
             await conn.execute("SELECT storage_path FROM lora_models WHERE id = %s", [lora_id])
         ).fetchone()
     assert row is not None and row["storage_path"]
+
+
+async def test_only_established_accounts_reports_hide_a_lora(
+    http: httpx.AsyncClient, make_user: Callable[[], User], pool: AsyncConnectionPool
+) -> None:
+    """With the production rule (accounts a day old, sql/0016), reports from accounts made a
+    minute ago reach the admins' queue but hide nothing; once three reporters are established,
+    the next report hides the LoRA."""
+    creator, viewer, admin = make_user(), make_user(), make_user(admin=True)
+    name = f"Brigaded {uuid.uuid4().hex[:8]}"
+    lora_id = (await http.post("/api/v1/lora-models", json={"name": name}, headers=creator.headers)).json()[
+        "lora_id"
+    ]
+    await mark_completed(pool, lora_id)
+
+    async def listed() -> int:
+        r = await http.get("/api/v1/lora-models", params={"search": name}, headers=viewer.headers)
+        return r.json()["pagination"]["total"]
+
+    async def report(user: User) -> None:
+        r = await http.post(
+            f"/api/v1/lora-models/{lora_id}/reports", json={"reason": "spam"}, headers=user.headers
+        )
+        assert r.status_code == 201, r.text
+
+    async def set_min_age(value: str) -> None:
+        async with as_service(pool) as conn:
+            await conn.execute(
+                "UPDATE loraflow_settings SET value = to_jsonb(%s::text)"
+                " WHERE key = 'report_hide_min_account_age'",
+                [value],
+            )
+
+    await set_min_age("1 day")
+    try:
+        fresh = [make_user() for _ in range(3)]
+        for user in fresh:
+            await report(user)
+        assert await listed() == 1  # three accounts made a minute ago: still listed
+        assert await _queued(http, admin, lora_id) is not None  # ...and in the admins' review
+        async with as_service(pool) as conn:  # a day later
+            await conn.execute(
+                "UPDATE auth.users SET created_at = now() - interval '2 days' WHERE id = ANY(%s::uuid[])",
+                [[u.id for u in fresh]],
+            )
+        await report(make_user())  # any new report recounts: three established reporters
+        assert await listed() == 0
+    finally:
+        await set_min_age(NEW_ACCOUNTS_COUNT)
