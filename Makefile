@@ -13,10 +13,9 @@ TORCH_SPEC ?= torch==2.13.0
 FRONTEND := frontend
 NODE_STAMP := $(FRONTEND)/node_modules/.ci-stamp
 CHROMIUM ?= /usr/bin/chromium
-# pytest processes (pytest-xdist), each with its own PostgreSQL, Temporal, API and worker. A
-# training uses one core, and the tests wait about a third of the time (heartbeat timeouts,
-# servers starting): on 2 cores, three processes finished sooner than two (README "Tests").
-TEST_PROCESSES ?= 3
+# pytest processes (pytest-xdist), each with its own PostgreSQL, Temporal, API and worker: a
+# training uses one core, so two keep two cores busy (three were slower on average: README "Tests").
+TEST_PROCESSES ?= 2
 
 # uv installs the pinned set (constraints.txt) in about a third of pip's time; torch comes first
 # through pip, which honours the machine's pip configuration (a local CPU wheel, an index).
